@@ -1,0 +1,97 @@
+"""The `conformlab` console command.
+
+    conformlab emulate DEVICE [--host 127.0.0.1] [--port 8080] [--fault NAME ...] [--auth KEY=VALUE ...]
+    conformlab faults DEVICE
+
+`emulate` prints one line `READY http://HOST:PORT` once the emulator accepts connections, then
+serves until SIGINT/SIGTERM and exits 0. Errors print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Sequence
+
+from conformlab.emulators import emulator_class, start_emulator
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conformlab", description="Conformance harness for field-device HTTP APIs.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    emulate = commands.add_parser("emulate", help="serve one bundled device emulator on loopback")
+    emulate.add_argument("device", metavar="DEVICE", help="device profile, e.g. esp32-evse")
+    emulate.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
+    emulate.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = a free port)")
+    emulate.add_argument("--fault", action="append", default=[], metavar="NAME",
+                         help="switch on a named fault (repeatable); see `conformlab faults DEVICE`")
+    emulate.add_argument("--auth", action="append", default=[], metavar="KEY=VALUE",
+                         help="set a credential, e.g. --auth username=admin --auth password=secret")
+    emulate.add_argument("--verbose", "-v", action="store_true", help="log one line per request on stderr")
+
+    faults = commands.add_parser("faults", help="list a device emulator's faults and the sentences they break")
+    faults.add_argument("device", metavar="DEVICE")
+    return parser
+
+
+def parse_auth(items: Sequence[str]) -> dict[str, str] | None:
+    auth: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            # never echo the argument: it may hold a secret
+            raise CliError("malformed --auth argument: expected KEY=VALUE, e.g. --auth username=admin")
+        auth[key] = value
+    return auth or None
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    try:
+        cls = emulator_class(args.device)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    for name, sentence in cls.FAULTS.items():
+        print(f"{name}: {sentence}")
+    return 0
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"port {args.port} out of range 0..65535")
+    auth = parse_auth(args.auth)
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            running = start_emulator(args.device, faults=args.fault, auth=auth, host=args.host,
+                                     port=args.port, verbose=args.verbose)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        except OSError as exc:
+            raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        try:
+            print(f"READY {running.url}", flush=True)
+            while not stop.wait(0.1):
+                pass
+        finally:
+            running.stop()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_faults(args) if args.command == "faults" else cmd_emulate(args)
+    except CliError as exc:
+        print(f"conformlab: error: {exc}", file=sys.stderr)
+        return 2

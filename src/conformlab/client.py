@@ -1,0 +1,329 @@
+"""The one HTTP client: a requests session per target.
+
+It adds the target's auth and timeout, paces itself under the device's documented rate budget,
+honours `Retry-After` on 429/503 (bounded), copes with firmware that closes the connection after an
+error answer, and records every exchange (secrets masked) so a failing check can show the request,
+the answer and a curl line that reproduces it. Schemathesis calls go through the same session.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import shlex
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+
+from conformlab import secrets
+from conformlab.profiles import RateBudget
+
+JSON = "application/json"  # sent exactly, without parameters: firmware compares the whole header
+_DEFAULT = object()  # "use the target's auth"
+MAX_RETRY_AFTER = 30.0  # never wait longer than this for a device that asks us to
+TRANSCRIPT_LIMIT = 2000
+BODY_PREVIEW = 600
+
+
+class DeviceError(AssertionError):
+    """The device could not be talked to (unreachable, hung, not HTTP). One clear line."""
+
+
+class CloseAfterErrorAdapter(HTTPAdapter):
+    """Opens a fresh connection after every error answer.
+
+    Real firmware closes the connection after an error without announcing it; reusing the pooled
+    connection would then fail the next request. Reading the answer and dropping idle connections
+    keeps every request after an error on a new connection.
+    """
+
+    def send(self, request, stream=False, **kwargs):
+        response = super().send(request, stream=stream, **kwargs)
+        if response.status_code >= 400 and not stream:
+            response.content  # read it all, so the connection is released before we drop it
+            self.poolmanager.clear()
+        return response
+
+
+class Pacer:
+    """Keeps requests under a sliding-window budget (requests per seconds), shared by the session."""
+
+    def __init__(self, budget: RateBudget, margin: int = 1):
+        self.limit = max(1, budget.requests - margin)
+        self.window = budget.seconds
+        self.sent: deque[float] = deque()
+        self.lock = threading.Lock()
+        self.waited = 0.0
+
+    def wait(self) -> None:
+        with self.lock:
+            while True:
+                now = time.monotonic()
+                while self.sent and now - self.sent[0] >= self.window:
+                    self.sent.popleft()
+                if len(self.sent) < self.limit:
+                    self.sent.append(now)
+                    return
+                pause = self.window - (now - self.sent[0]) + 0.01
+                self.waited += pause
+                time.sleep(pause)
+
+    def refill(self) -> None:
+        """Wait until the whole budget is available again (after a budget-exhausting check)."""
+        with self.lock:
+            if self.sent:
+                pause = self.window - (time.monotonic() - self.sent[-1])
+                if pause > 0:
+                    time.sleep(pause)
+            self.sent.clear()
+
+
+@dataclass
+class Exchange:
+    response: requests.Response | None
+    method: str
+    url: str
+    note: str = ""  # e.g. "waited 10 s (Retry-After)" or the error of a failed request
+    started: float = field(default_factory=time.time)
+    seq: int = 0
+
+
+def _preview(body) -> str:
+    if body is None or body == b"" or body == "":
+        return ""
+    if isinstance(body, bytes):
+        if len(body) > BODY_PREVIEW:
+            return f"<{len(body)} bytes> " + body[:BODY_PREVIEW].decode("utf-8", "replace") + " ..."
+        return body.decode("utf-8", "replace")
+    text = str(body)
+    return text if len(text) <= BODY_PREVIEW else f"<{len(text)} chars> {text[:BODY_PREVIEW]} ..."
+
+
+def _masked_headers(headers) -> dict[str, str]:
+    shown = {}
+    for name, value in headers.items():
+        if name.lower() in ("authorization", "authorized", "apikey", "x-api-key", "cookie"):
+            value = value.split(" ", 1)[0] + " " + secrets.MASK if " " in value else secrets.MASK
+        shown[name] = secrets.mask(value)
+    return shown
+
+
+def render_exchange(ex: Exchange) -> str:
+    lines = [f"> {ex.method} {secrets.mask(ex.url)}"]
+    r = ex.response
+    if r is not None:
+        for k, v in _masked_headers(r.request.headers).items():
+            if k.lower() not in ("user-agent", "accept-encoding", "accept", "connection"):
+                lines.append(f"> {k}: {v}")
+        body = _preview(r.request.body)
+        if body:
+            lines.append("> " + secrets.mask(body))
+        lines.append(f"< {r.status_code} {r.reason} ({r.elapsed.total_seconds() * 1000:.0f} ms)")
+        for k, v in _masked_headers(r.headers).items():
+            lines.append(f"< {k}: {v}")
+        body = _preview(r.content if not r.raw or r._content_consumed else b"")
+        if body:
+            lines.append("< " + secrets.mask(body))
+    if ex.note:
+        lines.append(f"! {secrets.mask(ex.note)}")
+    return "\n".join(lines)
+
+
+def curl_line(ex: Exchange) -> str:
+    """A curl command that repeats the request; credentials are left as placeholders."""
+    if ex.response is None:
+        return f"curl -X {ex.method} {shlex.quote(secrets.mask(ex.url))}"
+    req = ex.response.request
+    parts = ["curl", "-i", "-X", req.method, shlex.quote(secrets.mask(req.url))]
+    for name, value in _masked_headers(req.headers).items():
+        if name.lower() in ("user-agent", "accept-encoding", "accept", "connection", "content-length"):
+            continue
+        parts += ["-H", shlex.quote(f"{name}: {value}")]
+    body = req.body
+    if body:
+        if isinstance(body, bytes) and len(body) > BODY_PREVIEW:
+            parts += ["--data-binary", f"@body-{len(body)}-bytes.bin"]
+        else:
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+            parts += ["--data-binary", shlex.quote(secrets.mask(text))]
+    return " ".join(parts)
+
+
+class DeviceClient:
+    """Talks to one target's documented API (origin + profile prefix)."""
+
+    def __init__(self, origin: str, prefix: str, *, auth: AuthBase | None = None, timeout: float = 10.0,
+                 rate_budget: RateBudget | None = None, name: str = ""):
+        self.origin = origin.rstrip("/")
+        self.prefix = prefix
+        self.base_url = self.origin + prefix  # what schemathesis calls base_url
+        self.auth = auth
+        self.timeout = timeout
+        self.name = name
+        self.pacer = Pacer(rate_budget) if rate_budget else None
+        self.transcript: deque[Exchange] = deque(maxlen=TRANSCRIPT_LIMIT)
+        self.sent = 0
+        self._seq = 0
+        self.session = self._new_session()
+
+    def _new_session(self) -> requests.Session:
+        s = requests.Session()
+        adapter = CloseAfterErrorAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        s.headers["User-Agent"] = "conformlab"
+        s.auth = self.auth
+        s.trust_env = False  # a lab proxy setting must not reroute traffic to the device
+        s.hooks["response"].append(self._record)
+        if self.pacer:
+            pacer = self.pacer
+            original = s.send
+
+            def paced_send(request, **kwargs):
+                pacer.wait()
+                self.sent += 1
+                return original(request, **kwargs)
+
+            s.send = paced_send
+        else:
+            original = s.send
+
+            def counted_send(request, **kwargs):
+                self.sent += 1
+                return original(request, **kwargs)
+
+            s.send = counted_send
+        return s
+
+    def _record(self, response, *args, **kwargs):
+        self._append(Exchange(response, response.request.method, response.request.url))
+        return response
+
+    # -- addresses ----------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """The full URL of a documented path (relative to the prefix) or an absolute path."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base_url + path
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, json=_DEFAULT, body=None, content_type=None,
+                headers=None, params=None, auth=_DEFAULT, retry: bool = True, timeout=None) -> requests.Response:
+        """Send one request.
+
+        `json=` sends a JSON value (also bare scalars, also None as `null`) with the exact
+        `Content-Type: application/json`. `body=` sends raw bytes/str with `content_type` if given.
+        `auth=None` sends no credentials; another AuthBase replaces the target's.
+        `retry=False` returns a 429/503 as it is (for checks of those answers).
+        """
+        headers = dict(headers or {})
+        if json is not _DEFAULT:
+            body = jsonlib.dumps(json).encode()
+            headers.setdefault("Content-Type", JSON)
+        elif content_type is not None:
+            headers["Content-Type"] = content_type
+        url = self.url(path)
+        kwargs = dict(data=body, headers=headers, params=params, timeout=timeout or self.timeout, allow_redirects=False)
+        if auth is not _DEFAULT:
+            kwargs["auth"] = auth if auth is not None else _NoAuth()
+        for attempt in range(3):
+            response = self._send(method, url, kwargs)
+            if not retry or response.status_code not in (429, 503) or attempt == 2:
+                return response
+            delay = _retry_after(response)
+            if delay is None:
+                return response
+            self.note(method, url, f"{response.status_code}: waited {delay:g} s (Retry-After) and retried")
+            time.sleep(delay)
+            if self.pacer:
+                self.pacer.refill()
+        return response
+
+    def _send(self, method, url, kwargs) -> requests.Response:
+        try:
+            return self.session.request(method, url, **kwargs)
+        except requests.Timeout:
+            note = f"no answer within {kwargs['timeout']:g} s"
+        except requests.exceptions.ConnectionError as exc:
+            note = _connection_problem(exc)
+        except requests.RequestException as exc:
+            note = f"request failed: {type(exc).__name__}: {exc}"
+        self.note(method, url, note)
+        raise DeviceError(secrets.mask(f"{self.name or 'device'}: {method} {url}: {note}"))
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, json=_DEFAULT, **kw):
+        return self.request("POST", path, json=json, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def get_json(self, path: str, **kw):
+        """GET a documented JSON answer; fails the check if it is not 200 JSON."""
+        response = self.get(path, **kw)
+        return expect_json(response)
+
+    def note(self, method: str, url: str, text: str) -> None:
+        self._append(Exchange(None, method, url, note=text))
+
+    def _append(self, exchange: Exchange) -> None:
+        self._seq += 1
+        exchange.seq = self._seq
+        self.transcript.append(exchange)
+
+    def mark(self) -> int:
+        """A position in the transcript; `since(mark)` returns what happened after it."""
+        return self._seq
+
+    def since(self, mark: int) -> list[Exchange]:
+        return [ex for ex in self.transcript if ex.seq > mark]
+
+    def close(self):
+        self.session.close()
+
+
+class _NoAuth(AuthBase):
+    """Sends no credentials even though the session has some."""
+
+    def __call__(self, request):
+        request.headers.pop("Authorization", None)
+        return request
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        delay = float(value)
+    except ValueError:
+        return None
+    return min(max(delay, 0.0), MAX_RETRY_AFTER)
+
+
+def _connection_problem(exc: Exception) -> str:
+    text = str(exc)
+    if "BadStatusLine" in text or "RemoteDisconnected" in text and "without response" in text:
+        return f"the device answered something that is not HTTP, or closed the connection without answering ({text[:200]})"
+    if "Connection refused" in text or "Failed to establish" in text or "Max retries" in text:
+        return f"cannot connect (is the device on and reachable?): {text[:200]}"
+    return f"connection failed: {text[:200]}"
+
+
+def expect_json(response: requests.Response):
+    """The answer's JSON, or a failure that shows what came instead."""
+    ctype = response.headers.get("Content-Type", "")
+    assert response.status_code == 200, (
+        f"{response.request.method} {response.url}: expected 200, got {response.status_code}: {_preview(response.content)[:200]}")
+    assert ctype.split(";")[0].strip() == JSON, (
+        f"{response.request.method} {response.url}: expected Content-Type application/json, got {ctype!r}")
+    try:
+        return response.json()
+    except ValueError:
+        raise AssertionError(f"{response.request.method} {response.url}: body is not JSON: {_preview(response.content)[:200]}") from None

@@ -1,0 +1,143 @@
+"""The device under test, as the suites see it: target + client + schema + (for emulators) controls.
+
+It also owns "leave the device as we found it": `preserved()` snapshots readable state before a
+check writes and puts back whatever changed afterwards, through the documented API only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import pytest
+import requests
+
+from conformlab.client import DeviceClient, expect_json
+from conformlab.schema import DeviceSchema, Operation, device_schema
+from conformlab.targets import Target
+
+CONTROL_PREFIX = "/__emulator__"
+
+
+class RestoreError(AssertionError):
+    pass
+
+
+class DeviceUnderTest:
+    def __init__(self, target: Target, client: DeviceClient, emulator=None):
+        self.target = target
+        self.client = client
+        self.emulator = emulator  # RunningEmulator for emulator targets, else None
+        self.profile = target.profile
+        self.schema: DeviceSchema = device_schema(target.device)
+        self.snapshot: dict[str, object] = {}
+
+    # -- what the target allows ---------------------------------------------------------------
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.target.secrets())
+
+    def require_destructive(self, why: str) -> None:
+        if not self.target.destructive:
+            pytest.skip(f"destructive ({why}); target {self.target.name} has destructive = false")
+
+    def require_emulator(self, why: str) -> None:
+        if not self.target.emulator:
+            pytest.skip(f"needs an emulator-only control ({why}); {self.target.name} is real hardware")
+
+    def require_operation_allowed(self, op: Operation) -> None:
+        if op.destructive:
+            self.require_destructive(f"{op}: {op.destructive}")
+
+    # -- emulator-only controls ---------------------------------------------------------------
+
+    def control(self, name: str, payload=...):
+        """Drive an emulator-only control (never used against real hardware): GET without a
+        payload, POST with one (None is sent as JSON null)."""
+        assert self.emulator is not None, "emulator controls exist only on emulator targets"
+        url = self.client.origin + f"{CONTROL_PREFIX}/{name}"
+        if payload is ...:
+            response = self.client.request("GET", url, auth=None)
+        else:
+            response = self.client.request("POST", url, json=payload, auth=None)
+        assert response.status_code == 200, f"emulator control {name}: {response.status_code} {response.text[:200]}"
+        return response.json() if response.content else None
+
+    # -- snapshots and restore ----------------------------------------------------------------
+
+    def read(self, path: str):
+        return expect_json(self.client.get(path))
+
+    def take_snapshot(self) -> None:
+        self.snapshot = {path: self.read(path) for path in self.profile.snapshot_paths}
+
+    def differences_from_snapshot(self) -> dict[str, tuple[object, object]]:
+        changed = {}
+        for path, before in self.snapshot.items():
+            now = self.read(path)
+            if now != before:
+                changed[path] = (before, now)
+        return changed
+
+    def writable(self, op: Operation, value):
+        """The part of a read answer that the write operation takes (declared properties only)."""
+        return _filter_to_schema(self.schema, op.request_schema, value)
+
+    def restore(self, path: str, old) -> None:
+        """Write `old` back through the documented API and check it took.
+
+        Only what the write takes is compared: a read such as GET /state also carries live values.
+        """
+        op = self.schema.match("POST", path)
+        if op is not None:
+            wanted = self.writable(op, old)
+            if self.writable(op, self.read(path)) == wanted:
+                return
+            response = self.client.post(path, json=wanted)
+            if response.status_code != 200:
+                raise RestoreError(f"could not restore {path}: POST answered {response.status_code} {response.text[:120]}")
+            now = self.writable(op, self.read(path))
+            if now != wanted:
+                raise RestoreError(f"{path} is not as it was after restoring: was {wanted!r}, now {now!r}")
+        elif isinstance(old, dict):
+            # A composite read (GET /config): each block has its own write endpoint.
+            current = self.read(path)
+            for key, value in old.items():
+                if current.get(key) != value:
+                    self.restore(f"{path}/{key}", value)
+        elif self.read(path) != old:
+            raise RestoreError(f"no documented way to restore {path}")
+
+    @contextlib.contextmanager
+    def preserved(self, *paths: str):
+        """Snapshot the given GET paths; afterwards write back whatever changed."""
+        before = {path: copy.deepcopy(self.read(path)) for path in paths}
+        try:
+            yield before
+        finally:
+            problems = []
+            for path, old in before.items():
+                try:
+                    self.restore(path, old)
+                except (RestoreError, requests.RequestException, AssertionError) as exc:
+                    problems.append(str(exc))
+            if problems:
+                raise RestoreError("; ".join(problems))
+
+
+def _filter_to_schema(schema_doc: DeviceSchema, schema, value):
+    schema = schema_doc.resolve(schema)
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, dict) and "properties" in schema:
+        return {k: _filter_to_schema(schema_doc, schema["properties"][k], v)
+                for k, v in value.items() if k in schema["properties"]}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_filter_to_schema(schema_doc, schema["items"], v) for v in value]
+    for key in ("oneOf", "anyOf", "allOf"):
+        for option in schema.get(key, []):
+            option = schema_doc.resolve(option)
+            if isinstance(option, dict) and "properties" in option and isinstance(value, dict):
+                return _filter_to_schema(schema_doc, option, value)
+    return value

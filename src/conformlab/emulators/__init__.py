@@ -1,0 +1,40 @@
+"""Bundled device emulators: real HTTP/1.1 servers on loopback with named faults.
+
+    with start_emulator("esp32-evse", faults=["wrong_auth_realm"]) as emu:
+        requests.get(emu.url + "/api/v1/state")
+
+Each emulator behaves as its vendor document says, keeps state across requests, and can switch
+on named faults (`EMULATORS[device].FAULTS`: fault name -> the documented sentence it breaks).
+Emulator-only controls live under /__emulator__/ (see the device modules).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from .esp32_evse import Esp32EvseEmulator
+from .server import DeviceEmulator, Request, Response, RunningEmulator, loopback_host, serve
+
+__all__ = ["EMULATORS", "DeviceEmulator", "Request", "Response", "RunningEmulator",
+           "emulator_class", "start_emulator"]
+
+EMULATORS: dict[str, type[DeviceEmulator]] = {
+    "esp32-evse": Esp32EvseEmulator,
+}
+
+
+def emulator_class(device: str) -> type[DeviceEmulator]:
+    try:
+        return EMULATORS[device]
+    except KeyError:
+        raise ValueError(f"unknown device {device!r}; known devices: {', '.join(EMULATORS)}") from None
+
+
+def start_emulator(device: str, *, faults: Iterable[str] = (), auth: Mapping[str, Any] | None = None,
+                   host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> RunningEmulator:
+    """Start `device`'s emulator on loopback in a daemon thread; returns once it accepts
+    connections. ValueError for an unknown device, fault or auth key, or a non-loopback host;
+    OSError if the port cannot be bound."""
+    cls = emulator_class(device)
+    loopback_host(host)  # refuse a non-loopback host before anything else
+    return serve(cls(faults=faults, auth=auth), host=host, port=port, verbose=verbose)

@@ -1,0 +1,1091 @@
+"""Emulator of the ESP32 EVSE charger's REST API (esp32-evse-api.txt + NOTES.md).
+
+A stateful device behind base path /api/v1: live state, seven configuration blocks validated
+against a deliberately limited board, optional HTTP Basic auth, scripting, firmware/OTA, Nextion,
+system endpoints, and an unauthenticated WebDAV filesystem under /dav/. Conventions: JSON bodies
+need `Content-Type: application/json` exactly (415), bodies above 51,200 bytes get 413 (decided
+from Content-Length before the body is read; not for the raw uploads), successful writes answer
+`text/plain` `OK`, every error answer is a short text/html body after which the connection is
+closed. Processing order: route (404) -> auth (401) -> size (413) -> content type (415) ->
+JSON parse/validate (400) -> apply.
+
+Switch on named faults (FAULTS; each one realistic firmware bug tied to the sentence it breaks)
+to check that a conformance suite catches it.
+
+Readings of ambiguous passages
+------------------------------
+- chargingCurrent range: the document gives none for the live current. Read as 6 A (the lowest
+  current IEC 61851 lets a PWM pilot offer) .. maxChargingCurrent; defaultChargingCurrent the
+  same. Values are kept at the documented 0.1 A resolution (rounded).
+- maxChargingCurrent is checked on its own (like a firmware setter): lowering it does not
+  re-validate or change defaultChargingCurrent or the live current.
+- Panic log when none is stored: GET /log/panic answers 404 ("the requested resource does not
+  exist"); DELETE /log/panic answers OK even when none is stored.
+- Unknown keys next to known ones are ignored; a body with no recognised key is 400.
+- Validation is all-or-nothing: the whole body is validated before anything is applied, so a 400
+  changes nothing (the document does not say; partial application would be a worse reading).
+- A documented path called with an undocumented method answers 404 (like unknown endpoints; the
+  document lists no 405), e.g. POST /config ("There is no combined POST").
+- timezone: the REST page says "POSIX TZ string" (NOTES.md: the scheduler page says IANA names
+  and current firmware accepts only those). The emulator follows the REST page: POSIX TZ syntax
+  (std offset [dst [offset] [,start[/time],end[/time]]]) is accepted, anything else is 400.
+- /config/serial: the array must have exactly as many entries as the board declares serials;
+  within each entry only the keys present are applied (an entry {} leaves that port as it is);
+  at least one entry must carry a recognised key.
+- Schedules replace the whole array; each entry needs action and all seven weekday masks.
+- Credentials: auth is on when the stored user or password is non-empty ("both empty strings
+  disable"); both keys are required in POST /credentials.
+- The /api/v1 size and content-type rules apply to every endpoint with a JSON body; endpoints
+  without a body ignore one. /firmware/upload and /nextion/upload take raw bodies: no 415, no
+  50 KB limit. Bare-number endpoints for limits and time take numbers >= 0.
+- Depth of PROPFIND: 0 or 1; a missing Depth or "infinity" is answered like 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hmac
+import json
+import math
+import posixpath
+import re
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import quote, unquote, urlsplit
+from xml.sax.saxutils import escape as xml_escape
+
+from .server import ControlError, DeviceEmulator, Request, Response
+
+PREFIX = "/api/v1"
+DAV = "/dav"
+BODY_LIMIT = 51_200  # "50 KB" = 51,200 bytes (NOTES.md)
+# IEC 61851: the pilot PWM cannot offer less than 6 A; read as the lower bound of every current.
+MIN_CURRENT = 6
+REALM = 'Basic realm="Users"'
+
+FAULTS: dict[str, str] = {
+    "partial_write_resets_others":
+        "Object endpoints apply only the keys present; at least one known key must be supplied",
+    "oversized_body_accepted":
+        "50 KB (larger bodies are rejected with 413)",
+    "body_limit_too_small":
+        "The 50 KB limit is 51,200 bytes. (NOTES.md)",
+    "write_without_credentials":
+        "As soon as a non-empty credential pair is stored, all endpoints require it.",
+    "wifi_password_returned":
+        "The GET response never returns the password.",
+    "max_current_range_unchecked":
+        "you cannot select cur_vlt on a board without voltage sensing, or a maxChargingCurrent "
+        "outside 6–63 A — such writes return 400.",
+    "empty_object_accepted":
+        "at least one known key must be supplied",
+    "wrong_auth_realm":
+        "A failed or missing credential returns 401 Unauthorized with a WWW-Authenticate: "
+        "Basic realm=\"Users\" header.",
+    "content_type_unchecked":
+        "Body sent without Content-Type: application/json",
+    "serial_length_unchecked":
+        "A POST must contain exactly the same number of entries as the GET returns, otherwise "
+        "it is rejected.",
+    "capability_unchecked":
+        "Writes are validated against the board's real capabilities. For example you cannot "
+        "select cur_vlt on a board without voltage sensing",
+    "schedule_mask_unchecked":
+        "Each weekday value is a 24-bit hour mask",
+    "unknown_timezone_accepted":
+        "POSIX TZ string; an unknown value returns 400",
+    "write_answers_json":
+        "on success respond 200 with the plain-text body OK",
+    "missing_component_404":
+        "A non-existent id returns JSON null.",
+    "log_count_missing":
+        "GET /log streams the runtime log as plain text, with an X-Count header",
+    "malformed_json_500":
+        "Bad request — malformed JSON, wrong value type, out-of-range value, or no recognised field",
+    "bare_scalar_type_unchecked":
+        "These take a bare JSON scalar as the body, not an object.",
+    "unknown_path_served":
+        "Unknown endpoint, or the requested resource does not exist",
+    "authorize_ignored":
+        "the first clears a pending authorization so charging can begin",
+    "panic_time_missing":
+        "GET /log/panic returns the stored panic/crash log as plain text with an X-Time header "
+        "(timestamp of the panic)",
+    "state_current_as_string":
+        "chargingCurrent | number | Active current offered to the vehicle, in A (0.1 A resolution)",
+    "log_index_ignored":
+        "optional ?index=<n> for incremental reads (same scheme as /script/output)",
+    "combined_config_post":
+        "There is no combined POST — write each block to its own endpoint.",
+}
+
+# ---------------------------------------------------------------------------------------------
+# Defaults: the document's example values.
+
+DEFAULT_STATE: dict[str, Any] = {
+    "state": "C2", "available": True, "enabled": True, "pendingAuth": False, "limitReached": False,
+    "chargingCurrent": 16.0, "consumptionLimit": 0, "chargingTimeLimit": 0, "underPowerLimit": 0,
+    "errors": None, "sessionTime": 1820, "chargingTime": 1740, "consumption": 9320000,
+    "totalConsumption": 412900000, "power": 3680, "voltage": [231.4, 0.0, 0.0],
+    "current": [16.0, 0.0, 0.0],
+}
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "evse": {
+        "maxChargingCurrent": 16, "defaultChargingCurrent": 10.0, "requireAuth": False,
+        "socketOutlet": False, "rcm": False, "temperatureThreshold": 60,
+        "defaultConsumptionLimit": 0, "defaultChargingTimeLimit": 0, "defaultUnderPowerLimit": 0,
+        "socketLockOperatingTime": 3000, "socketLockBreakTime": 1000,
+        "socketLockDetectionHigh": False, "socketLockRetryCount": 3, "energyMeterMode": "cur",
+        "energyMeterAcVoltage": 230, "energyMeterThreePhases": False,
+    },
+    "wifi": {
+        "enabled": True, "ssid": "myhome", "password": "hunter2hunter2", "staticEnabled": False,
+        "staticIp": "", "staticGateway": "", "staticNetmask": "", "staticDns": "",
+    },
+    "discovery": {"hostname": "evse", "instanceName": "EVSE"},
+    "serial": [
+        {"mode": "log", "baudRate": 115200, "dataBits": "8", "stopBits": "1", "parity": "disable"},
+        {"mode": "modbus", "baudRate": 9600, "dataBits": "8", "stopBits": "1", "parity": "even"},
+    ],
+    "modbus": {"tcpEnabled": False, "unitId": 1},
+    "script": {"enabled": True, "autoReload": True},
+    "scheduler": {
+        "ntpEnabled": True, "ntpServer": "pool.ntp.org", "ntpFromDhcp": False,
+        "timezone": "CET-1CEST,M3.5.0,M10.5.0/3",
+        "schedules": [{"action": "ch_cur_6a", "mon": 16777215, "tue": 16777215, "wed": 16777215,
+                       "thu": 16777215, "fri": 16777215, "sat": 0, "sun": 0}],
+    },
+}
+BLOCKS = tuple(DEFAULT_CONFIG)  # evse, wifi, discovery, serial, modbus, script, scheduler
+
+# Factory values of the firmware (differ from the document's example): what the
+# partial_write_resets_others fault writes into the keys a POST /config/evse leaves out.
+FACTORY_EVSE: dict[str, Any] = {
+    **DEFAULT_CONFIG["evse"], "maxChargingCurrent": 32, "defaultChargingCurrent": 6.0,
+    "temperatureThreshold": 70, "socketLockOperatingTime": 300, "socketLockBreakTime": 1500,
+    "socketLockRetryCount": 5, "energyMeterMode": "dummy", "energyMeterAcVoltage": 250,
+}
+
+# The emulated board: limited on purpose so that capability checks have something to refuse.
+BOARD: dict[str, Any] = {
+    "deviceName": "ESP32 EVSE", "socketLock": True, "proximity": True,
+    "socketLockMinBreakTime": 1000, "rcm": False, "temperatureSensor": True,
+    "energyMeter": "cur", "energyMeterThreePhases": False,
+    "serials": [{"type": "uart", "name": "UART"}, {"type": "rs485", "name": "RS485"}],
+    "auxInputs": ["AUX_IN1"], "auxOutputs": ["AUX_OUT1"], "auxAnalogInputs": [],
+}
+
+WIFI_STATE = {"ip": "192.168.1.50", "mac": "AA:BB:CC:DD:EE:FF", "rssi": -57, "apIp": "192.168.4.1",
+              "apMac": "AA:BB:CC:DD:EE:F0", "apEnabled": True, "apSsid": "esp32-evse"}
+WIFI_SCAN = [{"ssid": "myhome", "rssi": -57, "auth": True}, {"ssid": "guest", "rssi": -71, "auth": False}]
+INFO = {
+    "uptime": 86400, "appVersion": "v1.1.0", "appDate": "Feb 21 2025", "appTime": "07:13:00",
+    "idfVersion": "v5.4.1", "chip": "esp32", "chipCores": 2, "chipRevision": 3,
+    "heap": {"allocated": 120000, "free": 90000, "largestFreeBlock": 60000, "minFree": 70000},
+    "temperatureSensorCount": 1, "temperatureLow": 24.5, "temperatureHigh": 41.0,
+}
+CHANNELS = ["stable", "beta"]
+COMPONENTS = [
+    {"id": "solar", "name": "Solar surplus", "description": "Follows the PV surplus with the charging current",
+     "params": [{"key": "min_current", "name": "Minimum current", "type": "number", "value": 6},
+                {"key": "enabled", "name": "Enabled", "type": "boolean", "value": True}]},
+    {"id": "night", "name": "Night tariff", "description": "Charges only during the low tariff hours",
+     "params": [{"key": "start_hour", "name": "Start hour", "type": "number", "value": 22},
+                {"key": "end_hour", "name": "End hour", "type": "number", "value": 6},
+                {"key": "enabled", "name": "Enabled", "type": "boolean", "value": False}]},
+]
+BOOT_LOG = ["I (312) evse: Starting", "I (845) wifi: Connected to myhome", "I (1203) http: Server started"]
+SCRIPT_OUTPUT = ["main.lua started", "solar: surplus 0 W, waiting"]
+DAV_FILES = {
+    "main.lua": b'-- Entry script, loaded by the Lua engine at boot\nlocal util = require("lib.util")\n'
+                b'print("main.lua started")\nutil.every(60, function() print(evse.getpower()) end)\n',
+    "lib/util.lua": b"local M = {}\nfunction M.every(seconds, fn)\n  timer.every(seconds * 1000, fn)\n"
+                    b"end\nreturn M\n",
+}
+INDEX_HTML = (b'<!DOCTYPE html><html><head><title>ESP32 EVSE</title></head>'
+              b'<body><div id="app"></div><script src="/app.js"></script></body></html>')
+STATES = ("A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F")
+ERRORS = ("pilot_fault", "diode_short", "lock_fault", "unlock_fault", "rcm_triggered",
+          "rcm_selftest_fault", "temperature_high", "temperature_fault")
+
+# ---------------------------------------------------------------------------------------------
+# Table-driven validation
+
+
+class Invalid(Exception):
+    """A request the document says answers 400."""
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: str  # "bool" | "int" | "number" | "str" | "list" (of `items` objects)
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] = ()
+    min_len: int = 0
+    max_len: int | None = None
+    syntax: Callable[[str], bool] | None = None
+    items: dict[str, Field] | None = None  # kind "list": every entry needs all these keys
+    unchecked_by: str | None = None  # fault that skips the range / choices / syntax check
+
+
+BOOL = Field("bool")
+STR = Field("str")
+UINT = Field("int", min=0)
+NONNEG = Field("number", min=0)
+
+
+def check_value(field: Field, value: Any, faults: frozenset[str], name: str = "value") -> Any:
+    """Return the value (integers normalised: 16.0 -> 16) or raise Invalid."""
+    if field.kind == "bool":
+        if type(value) is not bool:
+            raise Invalid(f"{name}: expected a boolean")
+    elif field.kind in ("int", "number"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise Invalid(f"{name}: expected a number")
+        if field.kind == "int" and isinstance(value, float):
+            if not value.is_integer():
+                raise Invalid(f"{name}: expected an integer")
+            value = int(value)
+    elif field.kind == "str":
+        if not isinstance(value, str):
+            raise Invalid(f"{name}: expected a string")
+    elif field.kind == "list":
+        if not isinstance(value, list):
+            raise Invalid(f"{name}: expected an array")
+        return [_check_entry(field.items or {}, entry, faults, f"{name}[{i}]") for i, entry in enumerate(value)]
+    if field.unchecked_by in faults:
+        return value
+    if field.min is not None and value < field.min:
+        raise Invalid(f"{name}: must be at least {field.min}")
+    if field.max is not None and value > field.max:
+        raise Invalid(f"{name}: must be at most {field.max}")
+    if field.choices and value not in field.choices:
+        raise Invalid(f"{name}: must be one of {', '.join(map(str, field.choices))}")
+    if field.kind == "str" and not (field.min_len <= len(value) <= (field.max_len or len(value))):
+        raise Invalid(f"{name}: length must be {field.min_len}..{field.max_len}")
+    if field.syntax and not field.syntax(value):
+        raise Invalid(f"{name}: unknown value")
+    return value
+
+
+def _check_entry(table: dict[str, Field], entry: Any, faults: frozenset[str], name: str) -> dict:
+    if not isinstance(entry, dict):
+        raise Invalid(f"{name}: expected an object")
+    missing = [key for key in table if key not in entry]
+    if missing:
+        raise Invalid(f"{name}: missing {', '.join(missing)}")
+    return {key: check_value(field, entry[key], faults, f"{name}.{key}") for key, field in table.items()}
+
+
+def coerce(kind: str, value: Any) -> Any:
+    """What a firmware that does not check the JSON type makes of a bare scalar
+    (fault bare_scalar_type_unchecked): "true"/1 -> True, "10" -> 10.0, 5 -> "5"."""
+    if kind == "bool":
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+            return value.strip().lower() in ("true", "1")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value != 0
+    elif kind in ("int", "number"):
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+    elif kind == "str" and isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    return value
+
+
+# POSIX TZ: std offset [dst [offset] [,start[/time],end[/time]]]
+_TZ_NAME = re.compile(r"[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>")
+_TZ_OFFSET = re.compile(r"[+-]?(\d{1,3})(?::(\d{1,2}))?(?::(\d{1,2}))?")
+_TZ_DATE = re.compile(r"J(\d{1,3})|(\d{1,3})|M(\d{1,2})\.(\d)\.(\d)")
+
+
+def is_posix_tz(text: str) -> bool:
+    """True for POSIX TZ strings such as "CET-1CEST,M3.5.0,M10.5.0/3", "UTC0", "<+03>-3"."""
+    pos = 0
+
+    def take(pattern: re.Pattern[str] | str) -> re.Match[str] | None:
+        nonlocal pos
+        match = re.compile(re.escape(pattern)).match(text, pos) if isinstance(pattern, str) \
+            else pattern.match(text, pos)
+        if match:
+            pos = match.end()
+        return match
+
+    def offset(max_hours: int, required: bool) -> bool:
+        match = take(_TZ_OFFSET)
+        if match is None:
+            return not required
+        hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        return hours <= max_hours and minutes <= 59 and seconds <= 59
+
+    def date() -> bool:
+        match = take(_TZ_DATE)
+        if match is None:
+            return False
+        julian, day, month, week, weekday = (int(g) if g else None for g in match.groups())
+        if julian is not None:
+            return 1 <= julian <= 365
+        if day is not None:
+            return day <= 365
+        return 1 <= month <= 12 and 1 <= week <= 5 and weekday <= 6
+
+    if not take(_TZ_NAME) or not offset(24, required=True):
+        return False
+    if pos == len(text):
+        return True
+    if not take(_TZ_NAME) or not offset(24, required=False):
+        return False
+    if pos == len(text):
+        return True
+    for _ in range(2):  # ,start[/time],end[/time]
+        if not take(",") or not date():
+            return False
+        if take("/") and not offset(167, required=True):
+            return False
+    return pos == len(text)
+
+
+MASK = Field("int", min=0, max=0xFFFFFF, unchecked_by="schedule_mask_unchecked")
+SCHEDULE = {"action": Field("str", choices=("enable", "available", "ch_cur_6a", "ch_cur_8a", "ch_cur_10a")),
+            **{day: MASK for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+
+CONFIG_FIELDS: dict[str, dict[str, Field]] = {
+    "evse": {
+        "maxChargingCurrent": Field("int", min=6, max=63, unchecked_by="max_current_range_unchecked"),
+        "defaultChargingCurrent": Field("number", min=MIN_CURRENT),  # max: maxChargingCurrent
+        "requireAuth": BOOL, "socketOutlet": BOOL, "rcm": BOOL,
+        "temperatureThreshold": Field("number"),
+        "defaultConsumptionLimit": UINT, "defaultChargingTimeLimit": UINT,
+        "defaultUnderPowerLimit": UINT, "socketLockOperatingTime": UINT,
+        "socketLockBreakTime": UINT, "socketLockDetectionHigh": BOOL, "socketLockRetryCount": UINT,
+        "energyMeterMode": Field("str", choices=("dummy", "cur", "cur_vlt")),
+        "energyMeterAcVoltage": UINT, "energyMeterThreePhases": BOOL,
+    },
+    "wifi": {"enabled": BOOL, "ssid": STR, "password": STR, "staticEnabled": BOOL, "staticIp": STR,
+             "staticGateway": STR, "staticNetmask": STR, "staticDns": STR},
+    "discovery": {"hostname": Field("str", min_len=1, max_len=31),
+                  "instanceName": Field("str", min_len=1, max_len=31)},
+    "serial": {  # one entry of the array
+        "mode": Field("str", choices=("none", "at", "log", "nextion", "modbus", "script")),
+        "baudRate": Field("int", min=1),
+        "dataBits": Field("str", choices=("5", "6", "7", "8")),
+        "stopBits": Field("str", choices=("1", "1.5", "2")),
+        "parity": Field("str", choices=("disable", "even", "odd")),
+    },
+    "modbus": {"tcpEnabled": BOOL, "unitId": Field("int", min=1, max=255)},
+    "script": {"enabled": BOOL, "autoReload": BOOL},
+    "scheduler": {
+        "ntpEnabled": BOOL, "ntpServer": STR, "ntpFromDhcp": BOOL,
+        "timezone": Field("str", syntax=is_posix_tz, unchecked_by="unknown_timezone_accepted"),
+        "schedules": Field("list", items=SCHEDULE),
+    },
+}
+
+STATE_FIELDS: dict[str, Field] = {  # writable live values; chargingCurrent max: maxChargingCurrent
+    "available": BOOL, "enabled": BOOL, "chargingCurrent": Field("number", min=MIN_CURRENT),
+    "consumptionLimit": NONNEG, "chargingTimeLimit": NONNEG, "underPowerLimit": NONNEG,
+}
+SCALAR_STATE = {"/state/enabled": "enabled", "/state/available": "available",
+                "/state/charging-current": "chargingCurrent", "/state/consumption-limit": "consumptionLimit",
+                "/state/charging-time-limit": "chargingTimeLimit", "/state/under-power-limit": "underPowerLimit"}
+
+LIVE_FIELDS: dict[str, Field] = {  # what POST /__emulator__/live may set directly
+    "state": Field("str", choices=STATES), "pendingAuth": BOOL, "limitReached": BOOL,
+    "sessionTime": NONNEG, "chargingTime": NONNEG, "consumption": NONNEG, "totalConsumption": NONNEG,
+    "power": NONNEG, "enabled": BOOL, "available": BOOL, "chargingCurrent": NONNEG,
+}
+
+# ---------------------------------------------------------------------------------------------
+# Routes: (method, path below /api/v1) -> handler name, body kind, fixed argument
+
+NONE, JSON, RAW = "none", "json", "raw"
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: str
+    body: str = NONE
+    arg: str | None = None
+
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/state"): Route("get_state"),
+    ("POST", "/state"): Route("post_state", JSON),
+    **{("POST", path): Route("post_state_scalar", JSON, key) for path, key in SCALAR_STATE.items()},
+    ("POST", "/state/authorize"): Route("authorize"),
+    ("POST", "/state/reset-total-consumption"): Route("reset_total_consumption"),
+    **{("GET", f"/config/{block}"): Route("get_block", NONE, block) for block in BLOCKS},
+    **{("POST", f"/config/{block}"): Route("post_block", JSON, block) for block in BLOCKS},
+    ("GET", "/config"): Route("get_config"),
+    ("GET", "/wifi/scan"): Route("wifi_scan"),
+    ("GET", "/wifi/state"): Route("wifi_state"),
+    ("POST", "/wifi/state/ap"): Route("wifi_ap", JSON),
+    ("GET", "/script/output"): Route("script_output"),
+    ("POST", "/script/reload"): Route("script_reload"),
+    ("GET", "/script/components"): Route("components"),
+    ("GET", "/script/components/{id}"): Route("get_component"),
+    ("POST", "/script/components/{id}"): Route("post_component", JSON),
+    ("GET", "/firmware/channels"): Route("channels"),
+    ("GET", "/firmware/channel"): Route("get_channel"),
+    ("POST", "/firmware/channel"): Route("post_channel", JSON),
+    ("GET", "/firmware/check-update"): Route("check_update"),
+    ("POST", "/firmware/update"): Route("firmware_update"),
+    ("POST", "/firmware/upload"): Route("firmware_upload", RAW),
+    ("GET", "/nextion/info"): Route("nextion_info"),
+    ("POST", "/nextion/upload"): Route("nextion_upload", RAW),
+    ("GET", "/info"): Route("info"),
+    ("GET", "/board-config"): Route("board_config"),
+    ("GET", "/time"): Route("get_time"),
+    ("POST", "/time"): Route("post_time", JSON),
+    ("POST", "/restart"): Route("restart"),
+    ("POST", "/credentials"): Route("credentials", JSON),
+    ("GET", "/log"): Route("log"),
+    ("GET", "/log/panic"): Route("get_panic"),
+    ("DELETE", "/log/panic"): Route("delete_panic"),
+}
+KNOWN_PATHS = {path for _, path in ROUTES} | {"/config"}
+COMPONENT_PATH = re.compile(r"/script/components/([^/]+)")
+
+
+def parse_json(body: bytes) -> Any:
+    def reject(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(body.decode("utf-8"), parse_constant=reject)
+
+
+def is_app_image(data: bytes, project: str = "esp32-evse") -> bool:
+    """An ESP-IDF app image of `project`: magic 0xE9, app description magic 0xABCD5432 at 32,
+    NUL-padded project name at 80..112."""
+    return (len(data) >= 112 and data[0] == 0xE9
+            and struct.unpack_from("<I", data, 32)[0] == 0xABCD5432
+            and data[80:112].split(b"\0", 1)[0] == project.encode())
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Esp32EvseEmulator(DeviceEmulator):
+    NAME = "esp32-evse"
+    FAULTS = FAULTS
+    AUTH_KEYS = ("username", "password")
+
+    def __init__(self, faults=(), auth=None) -> None:
+        super().__init__(faults, auth)
+        for key, value in self.auth.items():
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"auth {key!r} must be a string")
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the state at start (also POST /__emulator__/reset)."""
+        self.cancel_timers()
+        self.live = copy.deepcopy(DEFAULT_STATE)
+        self.config = copy.deepcopy(DEFAULT_CONFIG)
+        self.credentials = (self.auth.get("username") or "", self.auth.get("password") or "")
+        self.wifi_state = dict(WIFI_STATE)
+        self.components = copy.deepcopy(COMPONENTS)
+        self.channel = "stable"
+        self.app_version = INFO["appVersion"]
+        self.update_available: str | None = "v1.2.0"
+        self.nextion: dict | None = None
+        self.panic: tuple[str, float] | None = None
+        self.log_lines = list(BOOT_LOG)
+        self.script_lines = list(SCRIPT_OUTPUT)
+        self.clock_offset = 0.0
+        self.boot = time.monotonic() - INFO["uptime"]
+        self.counters = {"restarts": 0, "firmwareUpdates": 0, "firmwareUploads": 0, "nextionUploads": 0}
+        self.state_before_unavailable = "A"
+        self.dav = DavTree(DAV_FILES)
+
+    # -- request pipeline: route -> auth -> size -> content type -> parse/validate -> apply ----
+
+    def device_head(self, req: Request) -> Response | None:
+        if _is_dav(req.path):
+            return None
+        found = self._resolve(req.method, req.path)
+        if found is None:
+            if self.fault("unknown_path_served") and self._unknown_api_path(req.path):
+                return self._unauthorized() if not self._authorized(req) else \
+                    Response(200, {"Content-Type": "text/html"}, INDEX_HTML)
+            return self.error(404)
+        route, _ = found
+        exempt = self.fault("write_without_credentials") and route.arg == "chargingCurrent"
+        if not exempt and not self._authorized(req):
+            return self._unauthorized()
+        if route.body != RAW:
+            size, limit = _body_size(req), self._body_limit()
+            if size is not None and limit is not None and size > limit:
+                return self.error(413)
+        if (route.body == JSON and not self.fault("content_type_unchecked")
+                and req.headers.get("Content-Type") != "application/json"):
+            return self.error(415)
+        return None
+
+    def device_handle(self, req: Request) -> Response:
+        if _is_dav(req.path):
+            return self.dav.handle(req, self)
+        early = self.device_head(req)  # again, for bodies whose size was unknown from the head
+        if early is not None:
+            return early
+        route, arg = self._resolve(req.method, req.path)  # type: ignore[misc]
+        body = None
+        if route.body == JSON:
+            try:
+                body = parse_json(req.body)
+            except ValueError as exc:
+                return self.error(500 if self.fault("malformed_json_500") else 400, f"malformed JSON: {exc}")
+        try:
+            return getattr(self, "_" + route.handler)(req, body, arg)
+        except Invalid as exc:
+            return self.error(400, str(exc))
+
+    def _resolve(self, method: str, path: str) -> tuple[Route, str | None] | None:
+        if not path.startswith(PREFIX + "/"):
+            return None
+        sub, component = path[len(PREFIX):], None
+        match = COMPONENT_PATH.fullmatch(sub)
+        if match:
+            sub, component = "/script/components/{id}", match.group(1)
+        route = ROUTES.get((method, sub))
+        if route is None and (method, sub) == ("POST", "/config") and self.fault("combined_config_post"):
+            route = Route("post_config", JSON)
+        if route is None:
+            return None
+        return route, component if component is not None else route.arg
+
+    def _unknown_api_path(self, path: str) -> bool:
+        sub = path[len(PREFIX):]
+        return path.startswith(PREFIX + "/") and sub not in KNOWN_PATHS and not COMPONENT_PATH.fullmatch(sub)
+
+    def _body_limit(self) -> int | None:
+        if self.fault("oversized_body_accepted"):
+            return None
+        return 50_000 if self.fault("body_limit_too_small") else BODY_LIMIT
+
+    # -- the one place for auth ------------------------------------------------------------------
+
+    def _authorized(self, req: Request) -> bool:
+        user, password = self.credentials
+        if not user and not password:
+            return True
+        scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            given_user, sep, given_password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return bool(sep) & hmac.compare_digest(given_user.encode(), user.encode()) \
+            & hmac.compare_digest(given_password.encode(), password.encode())
+
+    def _unauthorized(self) -> Response:
+        realm = 'Basic realm="EVSE"' if self.fault("wrong_auth_realm") else REALM
+        return self.error(401, headers={"WWW-Authenticate": realm})
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _ok(self) -> Response:
+        if self.fault("write_answers_json"):
+            return Response.json({"success": True})
+        return Response.text("OK")
+
+    def _fields(self, table: dict[str, Field], body: Any, *, config: bool = False) -> dict[str, Any]:
+        """Validate the recognised keys of an object body; no recognised key -> 400."""
+        if not isinstance(body, dict):
+            raise Invalid("expected a JSON object")
+        known = [key for key in body if key in table]
+        if not known and not (config and self.fault("empty_object_accepted")):
+            raise Invalid("no recognised field")
+        return {key: check_value(table[key], body[key], self.faults, key) for key in known}
+
+    def _scalar(self, field: Field, body: Any) -> Any:
+        """A bare JSON scalar body."""
+        if self.fault("bare_scalar_type_unchecked"):
+            body = coerce(field.kind, body)
+        if isinstance(body, (dict, list)) or body is None:
+            raise Invalid("expected a bare JSON scalar")
+        return check_value(field, body, self.faults)
+
+    def _text_lines(self, req: Request, lines: list[str], *, count: bool = True, index: bool = True) -> Response:
+        start = 0
+        if index and "index" in req.query:
+            raw = req.query["index"][0]
+            if not raw.isascii() or not raw.isdigit():
+                raise Invalid("index must be a non-negative integer")
+            start = int(raw)
+        headers = {"X-Count": str(len(lines))} if count else {}
+        return Response.text("".join(line + "\n" for line in lines[start:]), headers=headers)
+
+    def _schedule_restart(self) -> None:
+        def restart() -> None:
+            self.counters["restarts"] += 1
+            self.boot = time.monotonic()
+        self.later(1.0, restart)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def _get_state(self, req, body, arg) -> Response:
+        state = copy.deepcopy(self.live)
+        if self.fault("state_current_as_string"):
+            state["chargingCurrent"] = f"{state['chargingCurrent']:.1f}"
+        return Response.json(state)
+
+    def _post_state(self, req, body, arg) -> Response:
+        self._set_state(self._fields(STATE_FIELDS, body))
+        return self._ok()
+
+    def _post_state_scalar(self, req, body, arg) -> Response:
+        self._set_state({arg: self._scalar(STATE_FIELDS[arg], body)})
+        return self._ok()
+
+    def _set_state(self, changes: dict[str, Any]) -> None:
+        current = changes.get("chargingCurrent")
+        ceiling = self.config["evse"]["maxChargingCurrent"]
+        if current is not None and current > ceiling:
+            raise Invalid(f"chargingCurrent: must be at most maxChargingCurrent ({ceiling})")
+        if current is not None:
+            changes["chargingCurrent"] = round(float(current), 1)
+        if "available" in changes and changes["available"] != self.live["available"]:
+            if not changes["available"]:
+                self.state_before_unavailable = self.live["state"]
+                self.live["state"] = "F"
+            elif self.live["state"] == "F":
+                self.live["state"] = self.state_before_unavailable
+        self.live.update(changes)
+
+    def _authorize(self, req, body, arg) -> Response:
+        if not self.fault("authorize_ignored"):
+            self.live["pendingAuth"] = False
+        return self._ok()
+
+    def _reset_total_consumption(self, req, body, arg) -> Response:
+        self.live["totalConsumption"] = 0
+        return self._ok()
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    def _block_view(self, block: str) -> Any:
+        value = copy.deepcopy(self.config[block])
+        if block == "wifi" and not self.fault("wifi_password_returned"):
+            value.pop("password", None)
+        return value
+
+    def _get_block(self, req, body, block) -> Response:
+        return Response.json(self._block_view(block))
+
+    def _get_config(self, req, body, arg) -> Response:
+        return Response.json({block: self._block_view(block) for block in BLOCKS})
+
+    def _post_block(self, req, body, block) -> Response:
+        self.config[block] = self._validate_block(block, body)
+        return self._ok()
+
+    def _post_config(self, req, body, arg) -> Response:  # only with fault combined_config_post
+        if not isinstance(body, dict) or not any(block in body for block in BLOCKS):
+            raise Invalid("no recognised block")
+        new = {block: self._validate_block(block, body[block]) for block in BLOCKS if block in body}
+        self.config.update(new)
+        return self._ok()
+
+    def _validate_block(self, block: str, body: Any) -> Any:
+        """The complete new value of a block, or Invalid; nothing is applied here."""
+        if block == "serial":
+            return self._validate_serial(body)
+        changes = self._fields(CONFIG_FIELDS[block], body, config=True)
+        base = self.config[block]
+        if block == "evse" and self.fault("partial_write_resets_others"):
+            base = FACTORY_EVSE
+        candidate = {**copy.deepcopy(base), **changes}
+        if block == "evse":
+            self._check_evse(changes, candidate)
+        return candidate
+
+    def _check_evse(self, changes: dict[str, Any], candidate: dict[str, Any]) -> None:
+        """Cross-field rules and the board's capabilities, for the keys being written."""
+        if "defaultChargingCurrent" in changes:
+            if changes["defaultChargingCurrent"] > candidate["maxChargingCurrent"]:
+                raise Invalid("defaultChargingCurrent: must be at most maxChargingCurrent")
+            candidate["defaultChargingCurrent"] = round(float(changes["defaultChargingCurrent"]), 1)
+        meter = changes.get("energyMeterMode")
+        if meter == "cur_vlt" and BOARD["energyMeter"] != "cur_vlt" and not self.fault("capability_unchecked"):
+            raise Invalid("energyMeterMode: the board has no voltage sensing")
+        if meter == "cur" and BOARD["energyMeter"] == "none":
+            raise Invalid("energyMeterMode: the board has no energy meter")
+        if changes.get("rcm") and not BOARD["rcm"]:
+            raise Invalid("rcm: the board has no residual current monitor")
+        if changes.get("energyMeterThreePhases") and not BOARD["energyMeterThreePhases"]:
+            raise Invalid("energyMeterThreePhases: the board meters one phase")
+        if changes.get("socketOutlet") and not (BOARD["socketLock"] and BOARD["proximity"]):
+            raise Invalid("socketOutlet: the board has no socket lock / proximity sensing")
+        if changes.get("socketLockBreakTime", math.inf) < BOARD["socketLockMinBreakTime"]:
+            raise Invalid(f"socketLockBreakTime: must be at least {BOARD['socketLockMinBreakTime']}")
+
+    def _validate_serial(self, body: Any) -> list[dict[str, Any]]:
+        if not isinstance(body, list):
+            raise Invalid("expected an array")
+        ports = len(BOARD["serials"])
+        if len(body) != ports and not (self.fault("serial_length_unchecked") and len(body) < ports):
+            raise Invalid(f"expected {ports} entries, one per serial port of the board")
+        new = copy.deepcopy(self.config["serial"])
+        recognised = False
+        table = CONFIG_FIELDS["serial"]
+        for i, entry in enumerate(body):
+            if not isinstance(entry, dict):
+                raise Invalid(f"[{i}]: expected an object")
+            changes = {key: check_value(table[key], value, self.faults, f"[{i}].{key}")
+                       for key, value in entry.items() if key in table}
+            recognised = recognised or bool(changes)
+            new[i].update(changes)
+        if not recognised and not self.fault("empty_object_accepted"):
+            raise Invalid("no recognised field")
+        return new
+
+    # -- Wi-Fi -----------------------------------------------------------------------------------
+
+    def _wifi_scan(self, req, body, arg) -> Response:
+        return Response.json(WIFI_SCAN)
+
+    def _wifi_state(self, req, body, arg) -> Response:
+        return Response.json(self.wifi_state)
+
+    def _wifi_ap(self, req, body, arg) -> Response:
+        enabled = self._scalar(BOOL, body)
+        self.later(1.0, lambda: self.wifi_state.__setitem__("apEnabled", enabled))
+        return self._ok()
+
+    # -- scripting -------------------------------------------------------------------------------
+
+    def _script_output(self, req, body, arg) -> Response:
+        return self._text_lines(req, self.script_lines)
+
+    def _script_reload(self, req, body, arg) -> Response:
+        return self._ok()
+
+    def _components(self, req, body, arg) -> Response:
+        return Response.json([{key: c[key] for key in ("id", "name", "description")} for c in self.components])
+
+    def _component(self, component_id: str) -> dict | None:
+        return next((c for c in self.components if c["id"] == component_id), None)
+
+    def _get_component(self, req, body, component_id) -> Response:
+        component = self._component(component_id)
+        if component is None:
+            return self.error(404) if self.fault("missing_component_404") else Response.json(None)
+        return Response.json({"params": component["params"]})
+
+    def _post_component(self, req, body, component_id) -> Response:
+        component = self._component(component_id)
+        if component is None:
+            return self.error(404)
+        if not isinstance(body, dict) or not isinstance(body.get("params"), list) or not body["params"]:
+            raise Invalid("expected {\"params\": [{\"key\": ..., \"value\": ...}, ...]}")
+        params = {p["key"]: p for p in component["params"]}
+        kinds = {"number": Field("number"), "boolean": BOOL, "string": STR}
+        updates = []
+        for i, item in enumerate(body["params"]):
+            if not isinstance(item, dict) or "key" not in item or "value" not in item:
+                raise Invalid(f"params[{i}]: expected an object with key and value")
+            param = params.get(item["key"]) if isinstance(item["key"], str) else None
+            if param is None:
+                raise Invalid(f"params[{i}]: unknown key {item['key']!r}")
+            updates.append((param, check_value(kinds[param["type"]], item["value"], self.faults, item["key"])))
+        for param, value in updates:
+            param["value"] = value
+        return self._ok()
+
+    # -- firmware & Nextion ----------------------------------------------------------------------
+
+    def _channels(self, req, body, arg) -> Response:
+        return Response.json(CHANNELS)
+
+    def _get_channel(self, req, body, arg) -> Response:
+        return Response.json(self.channel)
+
+    def _post_channel(self, req, body, arg) -> Response:
+        self.channel = check_value(Field("str", choices=tuple(CHANNELS)), self._scalar(STR, body), self.faults)
+        return self._ok()
+
+    def _check_update(self, req, body, arg) -> Response:
+        if self.update_available is None:
+            return self.error(404)
+        return Response.json({"available": self.update_available, "current": self.app_version})
+
+    def _firmware_update(self, req, body, arg) -> Response:
+        if self.update_available is None:
+            return self.error(520)
+        if self.update_available != self.app_version:
+            self.counters["firmwareUpdates"] += 1
+            self.app_version = self.update_available
+            self._schedule_restart()
+        return self._ok()
+
+    def _firmware_upload(self, req, body, arg) -> Response:
+        if not is_app_image(req.body):
+            return self.error(523, "invalid firmware image")
+        self.counters["firmwareUploads"] += 1
+        self._schedule_restart()
+        return self._ok()
+
+    def _nextion_info(self, req, body, arg) -> Response:
+        return Response.json(self.nextion)
+
+    def _nextion_upload(self, req, body, arg) -> Response:
+        if "baud-rate" in req.query:
+            raw = req.query["baud-rate"][0]
+            if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+                raise Invalid("baud-rate must be a positive integer")
+        if self.nextion is None:
+            return self.error(531, "no display answers")
+        self.counters["nextionUploads"] += 1
+        return self._ok()
+
+    # -- system ----------------------------------------------------------------------------------
+
+    def _info(self, req, body, arg) -> Response:
+        return Response.json({**INFO, "uptime": int(time.monotonic() - self.boot), "appVersion": self.app_version})
+
+    def _board_config(self, req, body, arg) -> Response:
+        return Response.json(BOARD)
+
+    def _get_time(self, req, body, arg) -> Response:
+        return Response.json(int(time.time() + self.clock_offset))
+
+    def _post_time(self, req, body, arg) -> Response:
+        self.clock_offset = self._scalar(NONNEG, body) - time.time()
+        return self._ok()
+
+    def _restart(self, req, body, arg) -> Response:
+        self._schedule_restart()
+        return self._ok()
+
+    def _credentials(self, req, body, arg) -> Response:
+        if not isinstance(body, dict) or "user" not in body or "password" not in body:
+            raise Invalid("expected {\"user\": ..., \"password\": ...}")
+        self.credentials = (check_value(STR, body["user"], self.faults, "user"),
+                            check_value(STR, body["password"], self.faults, "password"))
+        return self._ok()
+
+    def _log(self, req, body, arg) -> Response:
+        return self._text_lines(req, self.log_lines, count=not self.fault("log_count_missing"),
+                                index=not self.fault("log_index_ignored"))
+
+    def _get_panic(self, req, body, arg) -> Response:
+        if self.panic is None:
+            return self.error(404, "no panic log stored")
+        text, when = self.panic
+        headers = {} if self.fault("panic_time_missing") else {"X-Time": str(int(when))}
+        return Response.text(text, headers=headers)
+
+    def _delete_panic(self, req, body, arg) -> Response:
+        self.panic = None
+        return self._ok()
+
+    # -- emulator-only controls (/__emulator__/...) ----------------------------------------------
+
+    def controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
+        return {
+            ("POST", "live"): self._ctl_live,
+            ("POST", "panic"): self._ctl_panic,
+            ("POST", "log"): lambda payload: self.log_lines.extend(_lines(payload)),
+            ("POST", "script-output"): lambda payload: self.script_lines.extend(_lines(payload)),
+            ("POST", "update-info"): self._ctl_update_info,
+            ("POST", "nextion"): self._ctl_nextion,
+            ("GET", "counters"): lambda payload: dict(self.counters),
+            ("POST", "reset"): lambda payload: self.reset(),
+        }
+
+    def _ctl_live(self, payload: Any) -> None:
+        if not isinstance(payload, dict):
+            raise ControlError("expected an object of /state fields")
+        changes = {}
+        for key, value in payload.items():
+            try:
+                if key in LIVE_FIELDS:
+                    changes[key] = check_value(LIVE_FIELDS[key], value, frozenset(), key)
+                elif key in ("voltage", "current"):
+                    if not isinstance(value, list) or len(value) != 3:
+                        raise Invalid(f"{key}: expected 3 numbers")
+                    changes[key] = [check_value(Field("number"), v, frozenset(), key) for v in value]
+                elif key == "errors":
+                    if value is not None and not (isinstance(value, list) and all(v in ERRORS for v in value)):
+                        raise Invalid(f"errors: null or a list of {', '.join(ERRORS)}")
+                    changes[key] = value
+                else:
+                    raise Invalid(f"unknown /state field {key!r}")
+            except Invalid as exc:
+                raise ControlError(str(exc)) from None
+        if "chargingCurrent" in changes:
+            changes["chargingCurrent"] = float(changes["chargingCurrent"])
+        self.live.update(changes)
+
+    def _ctl_panic(self, payload: Any) -> None:
+        if not payload:
+            self.panic = None
+        elif isinstance(payload, dict) and isinstance(payload.get("text"), str) \
+                and isinstance(payload.get("time", 0), (int, float)):
+            self.panic = (payload["text"], payload.get("time", time.time()))
+        else:
+            raise ControlError('expected {"text": str, "time": epoch seconds} or {}')
+
+    def _ctl_update_info(self, payload: Any) -> None:
+        if not isinstance(payload, dict) or not isinstance(payload.get("available", ""), (str, type(None))):
+            raise ControlError('expected {"available": "vX.Y.Z"} or {"available": null}')
+        self.update_available = payload.get("available")
+
+    def _ctl_nextion(self, payload: Any) -> None:
+        if payload is not None and not (isinstance(payload, dict) and {"model", "touch", "flashSize"} <= set(payload)):
+            raise ControlError('expected {"model": str, "touch": bool, "flashSize": int} or null')
+        self.nextion = None if payload is None else {k: payload[k] for k in ("model", "touch", "flashSize")}
+
+
+def _lines(payload: Any) -> list[str]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("lines"), list) \
+            or not all(isinstance(line, str) for line in payload["lines"]):
+        raise ControlError('expected {"lines": ["...", ...]}')
+    return payload["lines"]
+
+
+def _is_dav(path: str) -> bool:
+    return path == DAV or path.startswith(DAV + "/")
+
+
+def _body_size(req: Request) -> int | None:
+    length = req.headers.get("Content-Length")
+    if length is not None:
+        return int(length) if length.strip().isdigit() else None
+    return len(req.body)
+
+
+# ---------------------------------------------------------------------------------------------
+# WebDAV: an in-memory filesystem under /dav/. No credential check (see the document's warning).
+
+
+class DavTree:
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files: dict[str, bytes] = dict(files)  # "lib/util.lua" -> content
+        self.dirs: set[str] = {""} | {posixpath.dirname(path) for path in files}  # "" = /dav/
+
+    def exists(self, path: str) -> bool:
+        return path in self.files or path in self.dirs
+
+    def subtree(self, path: str) -> list[str]:
+        prefix = path + "/" if path else ""
+        return sorted(p for p in (self.files.keys() | self.dirs) if p == path or p.startswith(prefix))
+
+    def delete(self, path: str) -> None:
+        for p in self.subtree(path):
+            self.files.pop(p, None)
+            self.dirs.discard(p)
+
+    def copy(self, src: str, dst: str) -> None:
+        for p in self.subtree(src):
+            target = dst + p[len(src):]
+            if p in self.dirs:
+                self.dirs.add(target)
+            else:
+                self.files[target] = self.files[p]
+
+    def href(self, path: str) -> str:
+        return quote(f"{DAV}/{path}" + ("/" if path in self.dirs and path else ""))
+
+    def handle(self, req: Request, device: DeviceEmulator) -> Response:
+        path = _dav_path(req.path)
+        if path is None:
+            return device.error(403, "path leaves /dav/")
+        method = req.method
+        if method == "OPTIONS":
+            return Response(200, {"DAV": "1", "Allow": "OPTIONS, PROPFIND, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE"})
+        if not self.exists(path) and method in ("PROPFIND", "GET", "HEAD", "DELETE", "COPY", "MOVE"):
+            return device.error(404)
+        parent_ok = posixpath.dirname(path) in self.dirs
+        if method == "PROPFIND":
+            depth = req.headers.get("Depth", "1").strip().lower()
+            if depth not in ("0", "1", "infinity"):
+                return device.error(400, "Depth must be 0 or 1")
+            return self._propfind(path, depth == "0")
+        if method in ("GET", "HEAD"):
+            if path in self.dirs:
+                return device.error(405, "a collection has no content")
+            kind = "text/plain" if path.endswith(".lua") else "application/octet-stream"
+            return Response(200, {"Content-Type": kind}, self.files[path])
+        if method == "PUT":
+            if path in self.dirs:
+                return device.error(405, "cannot PUT a collection")
+            if not parent_ok:
+                return device.error(409, "parent collection does not exist")
+            existed = path in self.files
+            self.files[path] = req.body
+            return Response(204 if existed else 201)
+        if method == "DELETE":
+            if path == "":
+                return device.error(403, "cannot delete the root")
+            self.delete(path)
+            return Response(204)
+        if method == "MKCOL":
+            if self.exists(path):
+                return device.error(405, "already exists")
+            if not parent_ok:
+                return device.error(409, "parent collection does not exist")
+            if req.body:
+                return device.error(415, "MKCOL takes no body")
+            self.dirs.add(path)
+            return Response(201)
+        if method in ("COPY", "MOVE"):
+            return self._copy_move(req, path, device)
+        return device.error(405)
+
+    def _propfind(self, path: str, depth0: bool) -> Response:
+        paths = [path] if depth0 or path in self.files else \
+            [path] + [p for p in self.subtree(path) if p != path and posixpath.dirname(p) == path]
+        parts = ['<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">']
+        for p in paths:
+            name = xml_escape(posixpath.basename(p) or "dav")
+            if p in self.dirs:
+                props = "<D:resourcetype><D:collection/></D:resourcetype>"
+            else:
+                props = f"<D:resourcetype/><D:getcontentlength>{len(self.files[p])}</D:getcontentlength>"
+            parts.append(f"<D:response><D:href>{xml_escape(self.href(p))}</D:href><D:propstat><D:prop>"
+                         f"<D:displayname>{name}</D:displayname>{props}</D:prop>"
+                         "<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>")
+        parts.append("</D:multistatus>\n")
+        return Response(207, {"Content-Type": 'application/xml; charset="utf-8"'}, "\n".join(parts).encode())
+
+    def _copy_move(self, req: Request, src: str, device: DeviceEmulator) -> Response:
+        destination = req.headers.get("Destination")
+        if not destination:
+            return device.error(400, "Destination header required")
+        dst = _dav_path(unquote(urlsplit(destination).path))
+        if dst is None or not _is_dav(unquote(urlsplit(destination).path)):
+            return device.error(502, "destination outside /dav/")
+        if "" in (src, dst) or dst == src or dst.startswith(src + "/") or src.startswith(dst + "/"):
+            return device.error(403, "source and destination overlap")
+        if posixpath.dirname(dst) not in self.dirs:
+            return device.error(409, "parent collection does not exist")
+        existed = self.exists(dst)
+        if existed and req.headers.get("Overwrite", "T").strip().upper() == "F":
+            return device.error(412, "destination exists and Overwrite is F")
+        self.delete(dst)
+        self.copy(src, dst)
+        if req.method == "MOVE":
+            self.delete(src)
+        return Response(204 if existed else 201)
+
+
+def _dav_path(path: str) -> str | None:
+    """"/dav/lib/util.lua" -> "lib/util.lua"; "/dav/" -> ""; None if it escapes /dav/."""
+    rel = path[len(DAV):].strip("/")
+    normal = posixpath.normpath(rel) if rel else ""
+    if normal.startswith("..") or normal.startswith("/"):
+        return None
+    return "" if normal == "." else normal

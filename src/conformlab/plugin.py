@@ -1,0 +1,406 @@
+"""The pytest plugin: targets in, per-requirement verdicts and an HTML report out.
+
+Loaded with `-p conformlab.plugin` (pyproject addopts) so that `--target NAME` is known before pytest
+looks for test paths. It is active only when the run collects from suites/ (the harness's own tests
+in tests/ run without targets).
+
+- configure: read targets.toml (one clear line and exit 4 on any problem), default report paths.
+- collection: only the selected targets' device suites; every check parametrized per target; markers
+  turned into skips (destructive, emulator_only) and waivers into expected failures, in one place.
+- fixtures: target -> device under test (emulator started, client, reachability, snapshot) -> device.
+- reports: requirement column, security findings, transcripts of failing checks, secrets masked.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from conformlab import secrets
+from conformlab.client import DeviceClient, DeviceError, curl_line, render_exchange
+from conformlab.dut import DeviceUnderTest
+from conformlab.profiles import PROFILES
+from conformlab.requirements import all_requirements
+from conformlab.targets import Target, TargetsError, load_targets
+
+TARGETS = pytest.StashKey[list]()
+ACTIVE = pytest.StashKey[bool]()
+EXCHANGES = pytest.StashKey[tuple]()
+LAST_CHECK = "test_left_as_found"  # the end-of-run check runs after every other check of its target
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformlab", "conformance targets")
+    group.addoption("--target", action="append", dest="conformlab_targets", default=[], metavar="NAME",
+                    help="run against this target of the targets file (repeatable); default: every emulator target")
+    group.addoption("--targets-file", dest="conformlab_targets_file", default="targets.toml", metavar="PATH",
+                    help="the targets file (default: ./targets.toml)")
+
+
+def _runs_suites(config) -> bool:
+    suites = (config.rootpath / "suites").resolve()
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if path == suites or suites in path.parents or path in suites.parents:
+            return True
+    return False
+
+
+def _is_controller(config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    for line in ("req(*ids): documented requirements the check verifies",
+                 "destructive(why): runs only on targets with destructive = true",
+                 "emulator_only(why): needs emulator-only controls; skipped on real hardware"):
+        config.addinivalue_line("markers", line)
+    config.stash[ACTIVE] = _runs_suites(config)
+    if not config.stash[ACTIVE]:
+        return
+    path = Path(config.getoption("conformlab_targets_file"))
+    if not path.is_absolute():
+        path = config.invocation_params.dir / path
+    try:
+        targets = load_targets(path, config.getoption("conformlab_targets"))
+        _check_waivers(targets)
+    except TargetsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    for target in targets:
+        if target.auth:
+            PROFILES[target.device].make_auth(target.auth)  # registers the secrets it holds
+        secrets.register(*target.secrets())
+    config.stash[TARGETS] = targets
+    config.pluginmanager.register(_Reporting(config, targets), "conformlab-reporting")
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(_HtmlReport(config), "conformlab-html")
+
+    if _is_controller(config):
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        names = "+".join(t.name for t in targets)
+        reports = config.rootpath / "reports"
+        if config.option.htmlpath is None and config.pluginmanager.hasplugin("html"):
+            config.option.htmlpath = str(reports / f"{names}-{stamp}.html")
+            config.option.self_contained_html = True
+        if getattr(config.option, "xmlpath", None) is None:
+            config.option.xmlpath = str(reports / f"{names}-{stamp}.xml")
+        try:
+            from pytest_metadata.plugin import metadata_key
+
+            meta = config.stash[metadata_key]
+            meta["Targets"] = {t.name: t.describe() for t in targets}
+        except (ImportError, KeyError):
+            pass
+    # A device's checks must stay together on one worker (its state and rate budget are shared).
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("load", "no"):
+        config.option.dist = "loadgroup"
+
+
+def _check_waivers(targets: list[Target]) -> None:
+    known = all_requirements()
+    for target in targets:
+        for rid in target.waive:
+            if rid not in known or known[rid].device not in (target.device, None):
+                raise TargetsError(f'target "{target.name}": key "waive": no requirement "{rid}" for {target.device}')
+
+
+def _device_of_path(path: Path) -> str | None | bool:
+    """The device whose suite holds `path`; None for shared suites; False outside suites/."""
+    parts = path.parts
+    if "suites" not in parts:
+        return False
+    folder = parts[parts.index("suites") + 1] if len(parts) > parts.index("suites") + 1 else ""
+    for profile in PROFILES.values():
+        if profile.suite == folder:
+            return profile.name
+    return None
+
+
+def pytest_ignore_collect(collection_path, config):
+    if not config.stash.get(ACTIVE, False):
+        return None
+    device = _device_of_path(collection_path)
+    if device and device not in {t.device for t in config.stash[TARGETS]}:
+        return True
+    return None
+
+
+def pytest_generate_tests(metafunc):
+    config = metafunc.config
+    if "target" not in metafunc.fixturenames or not config.stash.get(ACTIVE, False):
+        return
+    device = _device_of_path(metafunc.definition.path)
+    targets = [t for t in config.stash[TARGETS] if not device or t.device == device]
+    metafunc.parametrize("target", targets, ids=[t.name for t in targets], indirect=True, scope="session")
+
+
+def _target_of(item) -> Target | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("target") if callspec else None
+
+
+def requirement_ids(item) -> list[str]:
+    ids = []
+    for mark in item.iter_markers("req"):
+        ids.extend(mark.args)
+    return list(dict.fromkeys(ids))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+    if not config.stash.get(ACTIVE, False):
+        return
+    known = all_requirements()
+    for item in items:
+        target = _target_of(item)
+        ids = requirement_ids(item)
+        if target is None:
+            continue
+        if not ids:
+            raise pytest.UsageError(f"{item.nodeid}: a check must name its requirement with @pytest.mark.req(...)")
+        for rid in ids:
+            if rid not in known:
+                raise pytest.UsageError(f"{item.nodeid}: requirement {rid} is not in any requirements.yaml")
+        item.add_marker(pytest.mark.xdist_group(target.name))
+        item.user_properties.append(("requirement", " ".join(ids)))
+        item.user_properties.append(("target", target.name))
+        for mark in item.iter_markers("destructive"):
+            if not target.destructive:
+                item.add_marker(pytest.mark.skip(reason=f"destructive ({mark.args[0] if mark.args else 'changes the device'}); "
+                                                        f"target {target.name} has destructive = false"))
+        for mark in item.iter_markers("emulator_only"):
+            if not target.emulator:
+                item.add_marker(pytest.mark.skip(reason=f"needs an emulator-only control ({mark.args[0] if mark.args else ''}); "
+                                                        f"{target.name} is real hardware"))
+        waived = [rid for rid in ids if rid in target.waive]
+        if waived:
+            reasons = "; ".join(known[rid].cite() for rid in waived)
+            item.add_marker(pytest.mark.xfail(reason=f"waived on target {target.name}: {reasons}", strict=False))
+    # The end-of-run check of each target goes last.
+    items.sort(key=lambda item: item.originalname == LAST_CHECK if hasattr(item, "originalname") else False)
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def target(request) -> Target:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def _device_session(target: Target):
+    profile = target.profile
+    emulator = None
+    if target.emulator:
+        from conformlab.emulators import start_emulator
+
+        emulator = start_emulator(target.device, faults=target.faults, auth=target.auth or None)
+        origin = emulator.url
+    else:
+        origin = target.base_url
+    client = DeviceClient(origin, profile.prefix, auth=profile.make_auth(target.auth), timeout=target.timeout,
+                          rate_budget=profile.rate_budget, name=target.name)
+    dut = DeviceUnderTest(target, client, emulator)
+    try:
+        try:
+            probe = client.get(profile.probe_path)
+        except DeviceError as exc:
+            pytest.fail(f"target {target.name}: {exc}", pytrace=False)
+        if probe.status_code == 401:
+            pytest.fail(f"target {target.name}: the device refused the configured credentials (401 on GET "
+                        f"{profile.prefix}{profile.probe_path}); check [targets.{target.name}.auth]", pytrace=False)
+        try:
+            dut.take_snapshot()
+        except (AssertionError, DeviceError) as exc:
+            pytest.fail(f"target {target.name}: cannot read the state to restore at the end: {exc}", pytrace=False)
+        yield dut
+    finally:
+        client.close()
+        if emulator:
+            emulator.stop()
+
+
+@pytest.fixture
+def device(_device_session: DeviceUnderTest, request) -> DeviceUnderTest:
+    """The device under test; the exchanges of this check are kept for its report."""
+    request.node.stash[EXCHANGES] = (_device_session.client, _device_session.client.mark())
+    return _device_session
+
+
+@pytest.fixture
+def security_finding(record_property):
+    """Report a security finding: the check passes (the behaviour is documented) but the report shows it."""
+    def report(text: str) -> None:
+        record_property("security_finding", text)
+    return report
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if not item.config.stash.get(ACTIVE, False):
+        return report
+    recorded = item.stash.get(EXCHANGES, None)
+    if recorded and report.failed:
+        client, mark = recorded
+        exchanges = client.since(mark)
+        if exchanges:
+            shown = exchanges[-12:]
+            text = "\n\n".join(render_exchange(ex) for ex in shown)
+            if len(exchanges) > len(shown):
+                text = f"({len(exchanges) - len(shown)} earlier exchanges not shown)\n\n" + text
+            report.sections.append(("device exchanges", text))
+            report.sections.append(("reproduce the last request", curl_line(shown[-1])))
+    _scrub(report)
+    return report
+
+
+def _scrub(report) -> None:
+    """Mask every registered secret in what the report carries (text, sections, properties)."""
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        masked = secrets.mask(text)
+        if masked != text:
+            report.longrepr = masked
+    report.sections = [(title, secrets.mask(content)) for title, content in report.sections]
+    report.user_properties = [(k, secrets.mask(v) if isinstance(v, str) else v) for k, v in report.user_properties]
+    if secrets.mask(report.nodeid) != report.nodeid:
+        report.nodeid = secrets.mask(report.nodeid)
+
+
+def _props(report) -> dict:
+    props = defaultdict(list)
+    for key, value in getattr(report, "user_properties", []):
+        props[key].append(value)
+    return props
+
+
+def _outcome(report) -> str | None:
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        if hasattr(report, "wasxfail"):
+            return "xfailed" if report.skipped else "xpassed"
+        return "error" if report.when == "setup" and report.failed else report.outcome
+    return None
+
+
+class _Reporting:
+    """Per-requirement verdicts, security findings and stale waivers, for the terminal and the gate."""
+
+    def __init__(self, config, targets):
+        self.config = config
+        self.targets = {t.name: t for t in targets}
+        self.counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        self.findings: list[tuple[str, str, str]] = []  # (target, nodeid, text)
+        self.stale: list[str] = []
+
+    def pytest_runtest_logreport(self, report):
+        outcome = _outcome(report)
+        props = _props(report)
+        for text in props.get("security_finding", []):
+            self.findings.append((props.get("target", ["?"])[0], report.nodeid, text))
+        if outcome is None:
+            return
+        target = props.get("target", [""])[0]
+        for rid in " ".join(props.get("requirement", [])).split():
+            self.counts[(target, rid)][outcome] += 1
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session):
+        for name, target in self.targets.items():
+            for rid in target.waive:
+                counts = self.counts.get((name, rid), Counter())
+                if counts["xpassed"] and not counts["xfailed"]:
+                    self.stale.append(f"{name}: {rid} is waived but every check of it passed; remove the waiver")
+        if self.stale and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def requirement_rows(self):
+        known = all_requirements()
+        for (target, rid), counts in sorted(self.counts.items()):
+            if counts["failed"] or counts["error"]:
+                verdict = "FAIL"
+            elif counts["xfailed"]:
+                verdict = "WAIVED"
+            elif counts["passed"] or counts["xpassed"]:
+                verdict = "PASS"
+            else:
+                verdict = "NOT RUN"
+            yield target, rid, verdict, counts, known.get(rid)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        tr = terminalreporter
+        rows = list(self.requirement_rows())
+        if rows:
+            verdicts = Counter(row[2] for row in rows)
+            tr.write_sep("=", "requirements")
+            for target, rid, verdict, counts, req in rows:
+                if verdict in ("FAIL", "WAIVED"):
+                    tr.write_line(f"{verdict:7} {target}  {rid}: {req.text if req else ''}"[:200])
+            tr.write_line(", ".join(f"{n} {v.lower()}" for v, n in sorted(verdicts.items())) + " (requirement x target)")
+        if self.findings:
+            tr.write_sep("=", "SECURITY FINDINGS", red=True, bold=True)
+            for target, nodeid, text in self.findings:
+                tr.write_line(f"{target}: {text}", red=True)
+        for line in self.stale:
+            tr.write_line(f"STALE WAIVER {line}", red=True)
+
+
+class _HtmlReport:
+    """pytest-html additions: title, requirement column, requirement table and findings on top."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def _reporting(self) -> _Reporting:
+        return self.config.pluginmanager.get_plugin("conformlab-reporting")
+
+    def pytest_html_report_title(self, report):
+        names = ", ".join(t.name for t in self.config.stash[TARGETS])
+        report.title = f"conformlab: {names}"
+
+    def pytest_html_results_table_header(self, cells):
+        cells.insert(2, '<th class="sortable" data-column-type="requirement">Requirement</th>')
+
+    def pytest_html_results_table_row(self, report, cells):
+        props = _props(report)
+        known = all_requirements()
+        ids = " ".join(props.get("requirement", [])).split()
+        titles = " | ".join(known[r].text for r in ids if r in known)
+        badge = ""
+        if props.get("security_finding"):
+            badge = ' <span style="background:#b00020;color:#fff;padding:1px 4px;font-weight:bold">SECURITY FINDING</span>'
+        cells.insert(2, f'<td class="col-requirement" title="{html.escape(titles)}">{html.escape(" ".join(ids))}{badge}</td>')
+
+    def pytest_html_results_summary(self, prefix, summary, postfix, session):
+        reporting = self._reporting()
+        if reporting.findings:
+            items = "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(text)} <small>({html.escape(n)})</small></li>"
+                            for t, n, text in reporting.findings)
+            prefix.append('<div style="border:3px solid #b00020;background:#fde7ea;padding:8px;margin:8px 0">'
+                          f'<h2 style="color:#b00020;margin:0">Security findings ({len(reporting.findings)})</h2><ul>{items}</ul></div>')
+        if reporting.stale:
+            items = "".join(f"<li>{html.escape(s)}</li>" for s in reporting.stale)
+            prefix.append(f'<div style="border:2px solid #b00020;padding:8px"><h3>Stale waivers</h3><ul>{items}</ul></div>')
+        rows = []
+        colours = {"PASS": "#1b7d3a", "FAIL": "#b00020", "WAIVED": "#a66300", "NOT RUN": "#666"}
+        for target, rid, verdict, counts, req in reporting.requirement_rows():
+            detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+            text = html.escape(req.text if req else "")
+            source = html.escape(f"{req.source}, {req.section}" if req else "")
+            rows.append(f'<tr><td>{html.escape(target)}</td><td><b>{html.escape(rid)}</b></td>'
+                        f'<td style="color:{colours[verdict]};font-weight:bold">{verdict}</td>'
+                        f"<td>{text}<br><small>{source}</small></td><td>{detail}</td></tr>")
+        if rows:
+            prefix.append('<h2>Requirements</h2><table style="border-collapse:collapse" border="1" cellpadding="3">'
+                          "<tr><th>Target</th><th>Requirement</th><th>Verdict</th><th>Document</th><th>Checks</th></tr>"
+                          + "".join(rows) + "</table>")
+

@@ -1,0 +1,62 @@
+"""Device profiles: what the harness needs to know about a device family, as data.
+
+A profile names the documented API prefix, the schema and suite that describe the device, how
+credentials from targets.toml become a requests auth strategy, and what "the device as we found it"
+means for the end-of-run check. Suites never hard-code how to authenticate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from requests.auth import AuthBase
+
+from conformlab.auth import basic_auth
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """The device's documented request budget: `requests` per `seconds`, device-wide."""
+
+    requests: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str  # the `device` value in targets.toml
+    prefix: str  # documented API prefix, added to the target's origin
+    schema: str  # file under schemas/
+    suite: str  # folder under suites/
+    document: str  # the vendor document under shared/docs
+    auth_keys: frozenset[str]  # keys allowed in [targets.<name>.auth]
+    make_auth: Callable[[dict[str, str]], AuthBase | None]
+    check_auth: Callable[[dict[str, str]], str | None] = lambda auth: None
+    probe_path: str = "/"  # a cheap documented GET to see that the device answers
+    snapshot_paths: tuple[str, ...] = ()  # GETs whose answers must be unchanged at the end of a run
+    rate_budget: RateBudget | None = None
+    target_options: dict[str, Callable[[object], str | None]] = field(default_factory=dict)
+    error_bodies_are_json: bool = False  # does the document promise JSON error bodies?
+
+
+def _evse_auth_problem(auth: dict[str, str]) -> str | None:
+    if ("username" in auth) != ("password" in auth):
+        return "give both username and password, or neither (the device has no credentials set)"
+    return None
+
+
+ESP32_EVSE = DeviceProfile(
+    name="esp32-evse",
+    prefix="/api/v1",
+    schema="esp32-evse.yaml",
+    suite="esp32_evse",
+    document="esp32-evse-api.txt",
+    auth_keys=frozenset({"username", "password"}),
+    make_auth=lambda auth: basic_auth(auth.get("username", ""), auth.get("password", "")),
+    check_auth=_evse_auth_problem,
+    probe_path="/info",
+    snapshot_paths=("/config", "/firmware/channel"),
+)
+
+PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE,)}

@@ -1,0 +1,58 @@
+"""Named requirements: each check carries the ID of the documented behaviour it verifies.
+
+Each suite folder has a `requirements.yaml`:
+
+    EVSE-AUTH-401:
+      section: Authentication
+      source: esp32-evse-api.txt        # or NOTES.md where the sentence is restored from there
+      text: "A failed or missing credential returns 401 Unauthorized with a WWW-Authenticate: Basic realm=\"Users\" header."
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from conformlab.profiles import PROFILES
+from conformlab.schema import project_root
+
+
+@dataclass(frozen=True)
+class Requirement:
+    id: str
+    text: str
+    section: str
+    source: str
+    device: str | None  # None: a promise of the harness itself, for every device
+
+    def cite(self) -> str:
+        return f'{self.id} ({self.source}, {self.section}): "{self.text}"'
+
+
+@functools.cache
+def all_requirements() -> dict[str, Requirement]:
+    found: dict[str, Requirement] = {}
+    root = project_root() / "suites"
+    # suites/common holds the harness's own promises (device None); each device suite its document's.
+    folders = [("common", None, "conformlab")] + [(p.suite, p.name, p.document) for p in PROFILES.values()]
+    for folder, device, document in folders:
+        path = root / folder / "requirements.yaml"
+        if not path.exists():
+            continue
+        for rid, entry in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).items():
+            if rid in found:
+                raise ValueError(f"{path}: requirement {rid} is defined twice")
+            found[rid] = Requirement(id=rid, text=" ".join(str(entry["text"]).split()), section=entry.get("section", ""),
+                                     source=entry.get("source", document), device=device)
+    return found
+
+
+def requirement(rid: str) -> Requirement:
+    return all_requirements()[rid]
+
+
+def catalogue_path(device: str) -> Path:
+    return project_root() / "suites" / PROFILES[device].suite / "requirements.yaml"

@@ -1,0 +1,42 @@
+"""The one place that knows the run's secrets, and masks them wherever text leaves the process.
+
+Passwords, tokens, API keys, session tokens and password hashes are registered as soon as the
+harness holds them (targets' auth values, credentials a test sets, tokens a device hands out). Reports,
+transcripts, logs and test ids pass through `mask()`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MASK = "***"
+_MIN_LENGTH = 3  # shorter values would mask ordinary words; no device takes such a secret
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_pattern: re.Pattern | None = None
+
+
+def register(*values: str) -> None:
+    global _pattern
+    with _lock:
+        for value in values:
+            if isinstance(value, str) and len(value) >= _MIN_LENGTH:
+                _secrets.add(value)
+        # longest first, so a secret that contains another is masked whole
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+
+def mask(text):
+    """Return text (str or bytes) with every registered secret replaced by ***."""
+    pattern = _pattern
+    if pattern is None or text is None:
+        return text
+    if isinstance(text, bytes):
+        return mask(text.decode("utf-8", "replace")).encode()
+    return pattern.sub(MASK, text)
+
+
+def known() -> frozenset[str]:
+    return frozenset(_secrets)

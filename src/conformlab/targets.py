@@ -1,0 +1,238 @@
+"""targets.toml: named targets, validated before any test runs.
+
+The file's form is a fixed contract (other tools write it):
+
+    [targets.<name>]
+    device      = "esp32-evse"
+    base_url    = "http://192.168.4.1"     # origin only; the profile adds the API prefix
+    emulator    = true                     # instead of base_url
+    faults      = ["..."]                  # emulator targets only
+    destructive = false
+    timeout     = 10
+    waive       = ["EVSE-..."]
+    [targets.<name>.auth]
+    username = "admin"
+    password = "${EVSE_PASSWORD}"
+
+Every problem is reported as one line naming the file, the target and the key. Structure is checked
+for every target in the file; `${NAME}` variables are resolved only for the targets that run, so a
+lab target's secrets need not be set to run the emulators.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from conformlab.profiles import PROFILES
+
+COMMON_KEYS = {"device", "base_url", "emulator", "faults", "destructive", "timeout", "waive", "auth"}
+DEFAULT_TIMEOUT = 10.0
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class TargetsError(Exception):
+    """A targets file that cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    device: str
+    base_url: str | None  # origin of real hardware; None for an emulator target
+    emulator: bool
+    faults: tuple[str, ...] = ()
+    destructive: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    waive: tuple[str, ...] = ()
+    auth: dict[str, str] = field(default_factory=dict)  # resolved values: secrets, never print
+    options: dict[str, object] = field(default_factory=dict)  # device-specific keys
+
+    @property
+    def profile(self):
+        return PROFILES[self.device]
+
+    def secrets(self) -> list[str]:
+        return [value for value in self.auth.values() if value]
+
+    def describe(self) -> str:
+        """One line for reports and logs; never includes secrets."""
+        where = self.base_url or "bundled emulator"
+        extra = f", faults: {', '.join(self.faults)}" if self.faults else ""
+        auth = "credentials set" if self.secrets() else "no credentials"
+        return f"{self.name} ({self.device} at {where}, {auth}{extra})"
+
+
+def _near(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _known(words) -> str:
+    return ", ".join(sorted(words))
+
+
+def load_targets(path: Path | str, selected: list[str] | None = None, environ=None) -> list[Target]:
+    """Read the file, validate every target, and return the selected ones.
+
+    With no selection, every target with `emulator = true` is selected.
+    """
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TargetsError(f"{path}: no such targets file (give one with --targets-file)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TargetsError(f"{path}: not valid TOML: {exc}") from None
+
+    unknown_top = set(data) - {"targets"}
+    if unknown_top:
+        raise TargetsError(f'{path}: unknown top-level key "{sorted(unknown_top)[0]}" (only [targets.<name>] tables)')
+    tables = data.get("targets")
+    if not isinstance(tables, dict) or not tables:
+        raise TargetsError(f"{path}: no [targets.<name>] tables")
+
+    targets = {name: _parse_target(path, name, table) for name, table in tables.items()}
+
+    if selected:
+        for name in selected:
+            if name not in targets:
+                raise TargetsError(f'{path}: no target "{name}"{_near(name, targets)}; known: {_known(targets)}')
+        chosen = [targets[name] for name in dict.fromkeys(selected)]
+    else:
+        chosen = [t for t in targets.values() if t.emulator]
+        if not chosen:
+            raise TargetsError(f"{path}: no emulator targets to run by default; choose one with --target ({_known(targets)})")
+
+    _resolve_variables(path, chosen, environ)
+    return [_with_resolved(t, environ) for t in chosen]
+
+
+def _parse_target(path: Path, name: str, table) -> Target:
+    where = f'{path}: target "{name}"'
+    if not isinstance(table, dict):
+        raise TargetsError(f"{where}: must be a table")
+    device = table.get("device")
+    if device is None:
+        raise TargetsError(f'{where}: key "device" is missing (one of {_known(PROFILES)})')
+    if device not in PROFILES:
+        raise TargetsError(f'{where}: key "device": unknown device "{device}"{_near(str(device), PROFILES)}; known: {_known(PROFILES)}')
+    profile = PROFILES[device]
+
+    allowed = COMMON_KEYS | set(profile.target_options)
+    for key in table:
+        if key not in allowed:
+            raise TargetsError(f'{where}: unknown key "{key}"{_near(key, allowed)}')
+
+    base_url = table.get("base_url")
+    emulator = table.get("emulator", False)
+    if not isinstance(emulator, bool):
+        raise TargetsError(f'{where}: key "emulator" must be true or false')
+    if (base_url is None) == (not emulator):
+        raise TargetsError(f'{where}: key "base_url"/"emulator": give exactly one of base_url (real hardware) or emulator = true')
+    if base_url is not None:
+        base_url = _check_origin(where, base_url)
+
+    faults = table.get("faults", [])
+    if not _is_list_of_str(faults):
+        raise TargetsError(f'{where}: key "faults" must be a list of fault names')
+    if faults and not emulator:
+        raise TargetsError(f'{where}: key "faults" is for emulator targets only')
+    if faults:
+        from conformlab.emulators import EMULATORS
+
+        known_faults = EMULATORS[device].FAULTS
+        for fault in faults:
+            if fault not in known_faults:
+                raise TargetsError(f'{where}: key "faults": unknown fault "{fault}"{_near(fault, known_faults)}; see `conformlab faults {device}`')
+
+    destructive = table.get("destructive", False)
+    if not isinstance(destructive, bool):
+        raise TargetsError(f'{where}: key "destructive" must be true or false')
+
+    timeout = table.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
+        raise TargetsError(f'{where}: key "timeout" must be a number of seconds between 0 and 600')
+
+    waive = table.get("waive", [])
+    if not _is_list_of_str(waive):
+        raise TargetsError(f'{where}: key "waive" must be a list of requirement IDs')
+
+    auth = table.get("auth", {})
+    if not isinstance(auth, dict):
+        raise TargetsError(f'{where}: key "auth" must be a table [targets.{name}.auth]')
+    for key, value in auth.items():
+        if key not in profile.auth_keys:
+            raise TargetsError(f'{where}: unknown key "auth.{key}"{_near(key, profile.auth_keys)}; {device} takes {_known(profile.auth_keys)}')
+        if not isinstance(value, str):
+            raise TargetsError(f'{where}: key "auth.{key}" must be a string')
+    problem = profile.check_auth(auth)
+    if problem:
+        raise TargetsError(f"{where}: key \"auth\": {problem}")
+
+    options = {}
+    for key, check in profile.target_options.items():
+        if key in table:
+            problem = check(table[key])
+            if problem:
+                raise TargetsError(f'{where}: key "{key}" {problem}')
+            options[key] = table[key]
+
+    return Target(
+        name=name, device=device, base_url=base_url, emulator=emulator, faults=tuple(faults),
+        destructive=destructive, timeout=float(timeout), waive=tuple(waive), auth=dict(auth), options=options,
+    )
+
+
+def _check_origin(where: str, base_url) -> str:
+    if not isinstance(base_url, str):
+        raise TargetsError(f'{where}: key "base_url" must be a string like "http://192.168.4.1"')
+    if _VARIABLE.search(base_url):
+        return base_url  # checked again once resolved
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetsError(f'{where}: key "base_url": "{base_url}" is not an http(s) URL like "http://192.168.4.1"')
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise TargetsError(f'{where}: key "base_url": give the origin only ("{parts.scheme}://{parts.netloc}"); the device profile adds the API prefix')
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_list_of_str(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _string_values(target: Target):
+    if target.base_url:
+        yield "base_url", target.base_url
+    for key, value in target.auth.items():
+        yield f"auth.{key}", value
+
+
+def _resolve_variables(path: Path, targets: list[Target], environ) -> None:
+    """Report every unset variable of the chosen targets in one line."""
+    missing = []
+    for target in targets:
+        for key, value in _string_values(target):
+            for name in _VARIABLE.findall(value):
+                if name not in environ:
+                    missing.append(f'target "{target.name}" key "{key}" needs ${{{name}}}')
+    if missing:
+        raise TargetsError(f"{path}: environment variable not set: " + "; ".join(missing))
+
+
+def _substitute(value: str, environ) -> str:
+    return _VARIABLE.sub(lambda m: environ[m.group(1)], value)
+
+
+def _with_resolved(target: Target, environ) -> Target:
+    base_url = target.base_url
+    if base_url:
+        base_url = _check_origin(f'target "{target.name}"', _substitute(base_url, environ))
+    auth = {k: _substitute(v, environ) for k, v in target.auth.items()}
+    return Target(**{**target.__dict__, "base_url": base_url, "auth": auth})

@@ -1,0 +1,39 @@
+"""The end-of-run check, for every target: the device is as the run found it.
+
+The plugin runs this after every other check of its target. The snapshot (the profile's
+snapshot_paths, e.g. GET /config) was taken before the first check; the credentials are checked by
+what the device answers with and without them. If anything differs, the check puts the old values
+back through the documented API and still fails, loudly, naming what had changed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformlab.dut import RestoreError
+
+
+@pytest.mark.req("HARNESS-LEFT-AS-FOUND")
+def test_left_as_found(device):
+    problems = []
+    probe = device.profile.probe_path
+    with_credentials = device.client.get(probe)
+    if with_credentials.status_code != 200:
+        problems.append(f"GET {probe} with the target's credentials now answers {with_credentials.status_code}")
+    if device.has_credentials:
+        without = device.client.get(probe, auth=None)
+        if without.status_code != 401:
+            problems.append(f"GET {probe} without credentials now answers {without.status_code}: the device's credentials were removed")
+    changed = device.differences_from_snapshot() if not problems else {}
+    for path, (before, now) in changed.items():
+        if isinstance(before, dict) and isinstance(now, dict):
+            detail = {k: (before.get(k), now.get(k)) for k in set(before) | set(now) if before.get(k) != now.get(k)}
+        else:
+            detail = (before, now)
+        problems.append(f"GET {path} changed during the run: {detail}")
+        try:
+            device.restore(path, before)
+            problems.append(f"{path} has now been restored")
+        except (RestoreError, AssertionError) as exc:
+            problems.append(f"{path} could NOT be restored: {exc}")
+    assert not problems, "THE DEVICE IS NOT AS THE RUN FOUND IT:\n" + "\n".join(problems)

@@ -1,0 +1,129 @@
+"""targets.toml: the contract, and one clear line for every way it can be wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conformlab.targets import TargetsError, load_targets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "targets.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+GOOD = """
+    [targets.evse-emulator]
+    device = "esp32-evse"
+    emulator = true
+    faults = ["wifi_password_returned"]
+
+    [targets.evse-lab]
+    device = "esp32-evse"
+    base_url = "http://192.168.4.1/"
+    timeout = 5
+    destructive = false
+    waive = ["EVSE-CFG-SCHED-TZ-POSIX"]
+    [targets.evse-lab.auth]
+    username = "admin"
+    password = "${EVSE_PASSWORD}"
+"""
+
+
+def test_default_selection_is_every_emulator_target(tmp_path):
+    targets = load_targets(write(tmp_path, GOOD), environ={})
+    assert [t.name for t in targets] == ["evse-emulator"]
+    assert targets[0].emulator and targets[0].faults == ("wifi_password_returned",)
+
+
+def test_lab_target_resolves_variables_and_keeps_the_origin(tmp_path):
+    [lab] = load_targets(write(tmp_path, GOOD), ["evse-lab"], environ={"EVSE_PASSWORD": "s3cret"})
+    assert lab.base_url == "http://192.168.4.1"
+    assert lab.auth == {"username": "admin", "password": "s3cret"}
+    assert lab.timeout == 5.0 and lab.waive == ("EVSE-CFG-SCHED-TZ-POSIX",)
+    assert "s3cret" not in lab.describe()
+
+
+def test_unset_variable_of_an_unselected_target_does_not_matter(tmp_path):
+    load_targets(write(tmp_path, GOOD), ["evse-emulator"], environ={})
+
+
+BAD = [
+    ("unknown-device", '[targets.x]\ndevice = "esp32-evs"\nemulator = true', 'target "x": key "device": unknown device "esp32-evs" (did you mean "esp32-evse"?)'),
+    ("missing-device", "[targets.x]\nemulator = true", 'target "x": key "device" is missing'),
+    ("both", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\nbase_url = "http://127.0.0.1"', 'target "x": key "base_url"/"emulator": give exactly one'),
+    ("neither", '[targets.x]\ndevice = "esp32-evse"', 'target "x": key "base_url"/"emulator": give exactly one'),
+    ("typo", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\ndestructiv = true', 'target "x": unknown key "destructiv" (did you mean "destructive"?)'),
+    ("auth-typo", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\n[targets.x.auth]\nusername = "a"\npasword = "b"', 'target "x": unknown key "auth.pasword"'),
+    ("half-credentials", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\n[targets.x.auth]\nusername = "a"', 'target "x": key "auth": give both username and password'),
+    ("unknown-fault", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\nfaults = ["no_such_fault"]', 'target "x": key "faults": unknown fault "no_such_fault"'),
+    ("fault-on-hardware", '[targets.x]\ndevice = "esp32-evse"\nbase_url = "http://127.0.0.1"\nfaults = ["wifi_password_returned"]', 'target "x": key "faults" is for emulator targets only'),
+    ("path-in-base-url", '[targets.x]\ndevice = "esp32-evse"\nbase_url = "http://127.0.0.1/api/v1"', 'target "x": key "base_url": give the origin only ("http://127.0.0.1")'),
+    ("not-a-url", '[targets.x]\ndevice = "esp32-evse"\nbase_url = "192.168.4.1"', 'target "x": key "base_url": "192.168.4.1" is not an http(s) URL'),
+    ("bad-timeout", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\ntimeout = "10"', 'target "x": key "timeout" must be a number'),
+    ("bad-destructive", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\ndestructive = "yes"', 'target "x": key "destructive" must be true or false'),
+    ("bad-waive", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\nwaive = "EVSE-AUTH-401"', 'target "x": key "waive" must be a list'),
+    ("not-toml", "[targets.x\ndevice=", "not valid TOML"),
+    ("no-targets", "", "no [targets.<name>] tables"),
+]
+
+
+@pytest.mark.parametrize("text, message", [pytest.param(text, message, id=name) for name, text, message in BAD])
+def test_wrong_file_gives_one_clear_line(tmp_path, text, message):
+    with pytest.raises(TargetsError) as error:
+        load_targets(write(tmp_path, text), environ={})
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_unset_variables_are_all_named_in_one_line(tmp_path):
+    text = GOOD + '\n    [targets.evse-2]\n    device = "esp32-evse"\n    base_url = "${EVSE2_URL}"\n'
+    with pytest.raises(TargetsError) as error:
+        load_targets(write(tmp_path, text), ["evse-lab", "evse-2"], environ={})
+    message = str(error.value)
+    assert 'target "evse-lab" key "auth.password" needs ${EVSE_PASSWORD}' in message
+    assert 'target "evse-2" key "base_url" needs ${EVSE2_URL}' in message
+
+
+def test_unknown_target_name_lists_the_known_ones(tmp_path):
+    with pytest.raises(TargetsError) as error:
+        load_targets(write(tmp_path, GOOD), ["evse-lap"], environ={})
+    assert 'no target "evse-lap" (did you mean "evse-lab"?); known: evse-emulator, evse-lab' in str(error.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TargetsError, match="no such targets file"):
+        load_targets(tmp_path / "nope.toml")
+
+
+def test_shipped_targets_file_is_valid():
+    targets = load_targets(ROOT / "targets.toml", environ={})
+    assert targets and all(t.emulator for t in targets)
+
+
+def run_pytest(*args, cwd=ROOT, env=None):
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.parametrize("spelling", [["--target", "evse-lap"], ["--target=evse-lap"]], ids=["space", "equals"])
+def test_pytest_stops_before_any_test_with_one_line(tmp_path, spelling):
+    result = run_pytest("--targets-file", str(write(tmp_path, GOOD)), *spelling)
+    assert result.returncode == 4, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and 'no target "evse-lap"' in errors[0], result.stderr
+    assert "passed" not in result.stdout and "failed" not in result.stdout
+
+
+def test_missing_environment_variable_stops_the_run(tmp_path):
+    result = run_pytest(f"--targets-file={write(tmp_path, GOOD)}", "--target", "evse-lab", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "needs ${EVSE_PASSWORD}" in result.stderr
