@@ -179,6 +179,13 @@ def test_server_survives_handler_exceptions_and_takes_any_method(capfd):
         assert echo == {"method": "PROPFIND", "path": "/a b", "query": {"x": ["1", "2"]}, "body": "hi", "ct": "text/x"}
         chunked = requests.post(running.url + "/c", data=iter([b"ab", b"cd"]), timeout=5).json()
         assert chunked["body"] == "abcd"
+        # a client that goes away in the middle of its body: no traceback, server keeps serving
+        host, port = running.url.rsplit("/", 1)[1].rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten..")
+        time.sleep(0.2)
+        assert requests.get(running.url + "/y", timeout=5).status_code == 200
+        assert capfd.readouterr().err == ""
 
 
 def test_keep_alive_on_success_close_after_error(emu):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime
 import html
+import os
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -39,6 +41,33 @@ def pytest_addoption(parser):
                     help="run against this target of the targets file (repeatable); default: every emulator target")
     group.addoption("--targets-file", dest="conformlab_targets_file", default="targets.toml", metavar="PATH",
                     help="the targets file (default: ./targets.toml)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    _restart_with_project_ini(early_config)
+
+
+def _restart_with_project_ini(config) -> None:
+    """pytest picks its rootdir and ini file from the arguments before any plugin is loaded, so in
+    `--targets-file /elsewhere/lab.toml` it takes the file for a test path and looks for its
+    configuration in /elsewhere. When that happened, start once more naming the project's ini."""
+    ns = config.known_args_namespace
+    ours = ns.conformlab_targets or ns.conformlab_targets_file != "targets.toml"
+    if config.inipath is not None or not ours or os.environ.get("CONFORMLAB_RESTARTED"):
+        return
+    if tuple(sys.argv[1:]) != tuple(config.invocation_params.args):
+        return  # pytest.main() from another program: not ours to restart
+    for folder in (config.invocation_params.dir, *config.invocation_params.dir.parents):
+        ini = folder / "pyproject.toml"
+        if ini.is_file() and (folder / "suites").is_dir() and "conformlab.plugin" in ini.read_text(errors="replace"):
+            os.environ["CONFORMLAB_RESTARTED"] = "1"
+            capture = config.pluginmanager.getplugin("capturemanager")
+            if capture is not None:
+                capture.stop_global_capturing()  # give the new process the real stdout/stderr
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable, "-m", "pytest", "-c", str(ini), *sys.argv[1:]])
 
 
 def _runs_suites(config) -> bool:

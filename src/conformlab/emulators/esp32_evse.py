@@ -38,6 +38,11 @@ Readings of ambiguous passages
 - The /api/v1 size and content-type rules apply to every endpoint with a JSON body; endpoints
   without a body ignore one. /firmware/upload and /nextion/upload take raw bodies: no 415, no
   50 KB limit. Bare-number endpoints for limits and time take numbers >= 0.
+- dataBits / stopBits: the table lists 5, 6, 7, 8 and 1, 1.5, 2; the example writes them as JSON
+  strings ("8", "1"). Strings, as in the example; numbers are a wrong type (400).
+- check-update 404: the status table says "firmware check with nothing available", the section
+  says "if the latest-version info cannot be fetched". The section wins: 404 only when the info
+  cannot be fetched; an up-to-date device answers 200 with available == current.
 - Depth of PROPFIND: 0 or 1; a missing Depth or "infinity" is answered like 1.
 """
 

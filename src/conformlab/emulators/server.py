@@ -261,25 +261,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers=self.headers,
             client_address=self.client_address,
         )
-        try:
-            unread = False
-            response = emulator.head(request)
-            if response is None:
-                request.body = self._read_body()
-                response = emulator.handle(request)
-            elif self._body_pending():
-                unread = response.close = True  # the unread body would be taken for the next request
-        except _BadRequest as exc:
-            response = emulator.error(400, str(exc))
-            response.close = True
-        except Exception:  # a bug in a handler: report it, answer 500, keep serving
-            print(f"conformlab emulator: error handling {self.command} {self.path}:", file=sys.stderr)
-            traceback.print_exc(file=sys.stderr)
-            response = emulator.error(500)
-            response.close = True
+        unread = False
+        response = self._call(emulator.head, request)
+        if response is None:
+            try:
+                request.body = self._read_body()  # OSError: the client went away; end quietly
+            except _BadRequest as exc:
+                response = emulator.error(400, str(exc))
+                response.close = True
+            else:
+                response = self._call(emulator.handle, request)
+        elif self._body_pending():
+            unread = response.close = True  # the unread body would be taken for the next request
         self._send(response)
         if unread:
             self._discard_unread_body()
+
+    def _call(self, hook: Callable[[Request], Response | None], request: Request) -> Response | None:
+        try:
+            return hook(request)
+        except Exception:  # a bug in a handler: report it, answer 500, keep serving
+            print(f"conformlab emulator: error handling {self.command} {self.path}:", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            response = self.server.emulator.error(500)
+            response.close = True
+            return response
 
     def _discard_unread_body(self) -> None:
         """After answering from the head (e.g. 413; _send has half-closed the connection): read
