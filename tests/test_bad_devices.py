@@ -75,7 +75,7 @@ def test_bad_device_fails_the_run_with_a_clear_error(tmp_path, behaviour, messag
         if listener:
             listener.close()
     assert result.returncode == 1, result.stdout[-2000:]
-    assert f"target bench: " in result.stdout and message in result.stdout, result.stdout[-3000:]
+    assert "target bench: " in result.stdout and message in result.stdout, result.stdout[-3000:]
     assert "passed" not in result.stdout.splitlines()[-1], result.stdout.splitlines()[-1]
     # The reachability probe fails once; the other checks reuse that verdict instead of waiting again.
     assert seconds < 60, f"took {seconds:.0f} s"

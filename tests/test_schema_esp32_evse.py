@@ -53,6 +53,7 @@ DESTRUCTIVE = {
     ("POST", "/restart"), ("POST", "/firmware/update"), ("POST", "/firmware/upload"),
     ("POST", "/nextion/upload"), ("POST", "/credentials"), ("POST", "/state/reset-total-consumption"),
     ("DELETE", "/log/panic"), ("POST", "/config/wifi"), ("POST", "/wifi/state/ap"),
+    ("POST", "/state/authorize"),  # starts a charge that waits for authorization
 }
 
 NO_BODY_WRITES = {
@@ -424,7 +425,7 @@ def test_specific_request_examples(doc):
     def example(method, path):
         return _op(doc, method, path)["requestBody"]["content"]["application/json"]["example"]
 
-    assert example("POST", "/state/charging-current") == 13.5
+    assert example("POST", "/state/charging-current") == 6.5  # valid on any board (ceiling >= 6 A)
     assert example("POST", "/config/evse") == {"temperatureThreshold": 55}
     assert example("POST", "/config/modbus") == {"unitId": 7}
     assert example("POST", "/firmware/channel") == "beta"
@@ -617,7 +618,9 @@ def test_text_reads(doc):
         assert ok["content"] == {"text/plain": {"schema": {"type": "string"}}}, path
         assert set(ok["headers"]) == {header}, path
         declared = _resolve(doc, ok["headers"][header])
-        assert declared["required"] is True and declared["schema"] == {"type": "integer"}, path
+        # X-Time is optional: "nothing stored" may be a 200 with an empty body (the panic checks
+        # require it whenever a log is returned).
+        assert declared.get("required", False) is (header == "X-Count") and declared["schema"] == {"type": "integer"}, path
         params = [_resolve(doc, p) for p in op.get("parameters", [])]
         if header == "X-Count":
             assert params == [{"name": "index", "in": "query", "required": False,

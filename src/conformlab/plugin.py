@@ -111,7 +111,7 @@ def pytest_configure(config):
 
     if _is_controller(config):
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        names = "+".join(t.name for t in targets)
+        names = "_".join(t.name for t in targets)
         reports = config.rootpath / "reports"
         if config.option.htmlpath is None and config.pluginmanager.hasplugin("html"):
             config.option.htmlpath = str(reports / f"{names}-{stamp}.html")
@@ -334,8 +334,9 @@ class _Reporting:
     def pytest_runtest_logreport(self, report):
         outcome = _outcome(report)
         props = _props(report)
-        for text in props.get("security_finding", []):
-            self.findings.append((props.get("target", ["?"])[0], report.nodeid, text))
+        if report.when == "call":  # the teardown report carries the same properties again
+            for text in props.get("security_finding", []):
+                self.findings.append((props.get("target", ["?"])[0], report.nodeid, text))
         if outcome is None:
             return
         target = props.get("target", [""])[0]

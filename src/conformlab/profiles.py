@@ -36,8 +36,7 @@ class DeviceProfile:
     probe_path: str = "/"  # a cheap documented GET to see that the device answers
     snapshot_paths: tuple[str, ...] = ()  # GETs whose answers must be unchanged at the end of a run
     rate_budget: RateBudget | None = None
-    target_options: dict[str, Callable[[object], str | None]] = field(default_factory=dict)
-    error_bodies_are_json: bool = False  # does the document promise JSON error bodies?
+    target_options: dict[str, Callable[[object], str | None]] = field(default_factory=dict)  # device-specific keys
 
 
 def _evse_auth_problem(auth: dict[str, str]) -> str | None:
@@ -56,7 +55,7 @@ ESP32_EVSE = DeviceProfile(
     make_auth=lambda auth: basic_auth(auth.get("username", ""), auth.get("password", "")),
     check_auth=_evse_auth_problem,
     probe_path="/info",
-    snapshot_paths=("/config", "/firmware/channel"),
+    snapshot_paths=("/config", "/firmware/channel", "/state"),
 )
 
 PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE,)}

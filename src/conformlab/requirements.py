@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
@@ -52,7 +51,3 @@ def all_requirements() -> dict[str, Requirement]:
 
 def requirement(rid: str) -> Requirement:
     return all_requirements()[rid]
-
-
-def catalogue_path(device: str) -> Path:
-    return project_root() / "suites" / PROFILES[device].suite / "requirements.yaml"

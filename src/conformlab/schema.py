@@ -13,7 +13,6 @@ Suites are parametrized from `device_schema(device).operations`; answers are val
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,14 +188,7 @@ class DeviceSchema:
             problems.append(f"{op}: {where}: {error.message[:300]}")
         return problems
 
-    def conforms(self, schema: dict, value) -> list[str]:
-        return [e.message for e in self.validator(schema).iter_errors(value)]
-
 
 @functools.cache
 def device_schema(device: str) -> DeviceSchema:
     return DeviceSchema(project_root() / "schemas" / PROFILES[device].schema)
-
-
-def dumps(value) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -36,7 +36,3 @@ def mask(text):
     if isinstance(text, bytes):
         return mask(text.decode("utf-8", "replace")).encode()
     return pattern.sub(MASK, text)
-
-
-def known() -> frozenset[str]:
-    return frozenset(_secrets)

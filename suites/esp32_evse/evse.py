@@ -31,11 +31,10 @@ def _body_type(op: Operation) -> str | None:
 # "Object endpoints apply only the keys present": the config blocks and POST /state.
 OBJECT_WRITES = [op for op in JSON_WRITES if _body_type(op) == "object" and op.reads and not op.field and not op.path_parameters]
 SCALAR_WRITES = [op for op in JSON_WRITES if op.field or _body_type(op) in ("boolean", "number", "integer", "string")]
-# Writes a run may call on real hardware without destructive = true.
-SAFE_JSON_WRITES = [op for op in JSON_WRITES if not op.destructive]
 
 # New values for the keys the write checks change: two valid, harmless values each, so that one of
-# them differs from whatever the device holds. Keys are the documented field names.
+# them differs from whatever the device holds. Keys are the documented field names. Live-state
+# values are only ever written while no vehicle is connected (see restoring()).
 NEW_VALUES = {
     "temperatureThreshold": (55, 65),
     "staticDns": ("192.0.2.53", "192.0.2.54"),
@@ -43,13 +42,12 @@ NEW_VALUES = {
     "unitId": (7, 8),
     "autoReload": (False, True),
     "ntpServer": ("time.example.org", "pool.example.org"),
-    "chargingCurrent": (10, 12),
+    "chargingCurrent": (7.5, 6.5, 6),  # "0.1 A resolution"; only values up to the board's ceiling are used
     "enabled": (False, True),
     "available": (False, True),
     "consumptionLimit": (1000000, 2000000),
     "chargingTimeLimit": (3600, 7200),
     "underPowerLimit": (100, 200),
-    "apEnabled": (False, True),
 }
 # The key each object write changes in the partial-write check.
 PARTIAL_KEY = {
@@ -63,9 +61,17 @@ PARTIAL_KEY = {
 }
 
 
-def other_value(key: str, current):
-    first, second = NEW_VALUES[key]
-    return second if current == first else first
+def other_value(key: str, current, device: DeviceUnderTest | None = None):
+    """A valid value for `key` that differs from `current`."""
+    values = NEW_VALUES[key]
+    if key == "chargingCurrent":
+        assert device is not None
+        ceiling = device.read("/config/evse")["maxChargingCurrent"]
+        values = [v for v in values if v <= ceiling]
+    for value in values:
+        if value != current:
+            return value
+    pytest.skip(f"no second valid value for {key} on this device")
 
 
 def ids(ops) -> list[str]:
@@ -134,9 +140,27 @@ def reads_path(device: DeviceUnderTest, op: Operation) -> str:
     return resolve_path(device, op) if op.reads == op.path else op.reads
 
 
+# IEC 61851 states with no vehicle connected: A (none), E (error), F (out of service).
+NO_VEHICLE_STATES = {"A", "E", "F"}
+
+
+def require_no_vehicle(device: DeviceUnderTest, why: str) -> None:
+    """Live charging values are changed only while no vehicle is connected: a session that is
+    stopped or limited by a check cannot be given back by restoring the value."""
+    if device.emulator:
+        return
+    state = device.read("/state")
+    if state.get("state") not in NO_VEHICLE_STATES or state.get("pendingAuth"):
+        pytest.skip(f"a vehicle is connected (state {state.get('state')}); {why} could end or change its session")
+
+
 @contextlib.contextmanager
 def restoring(device: DeviceUnderTest, op: Operation):
-    """Put back the run's snapshot paths and whatever this operation writes, after the block."""
+    """Put back the run's snapshot paths and whatever this operation writes, after the block.
+
+    A write of live state (reads /state) runs only while no vehicle is connected."""
+    if op.reads == "/state":
+        require_no_vehicle(device, str(op))
     paths = list(device.profile.snapshot_paths)
     if op.reads and op.reads not in paths and op.reads != "/time" and SCHEMA.has("POST", op.reads):
         paths.append(reads_path(device, op))
@@ -175,13 +199,8 @@ def effective_body(op: Operation, device: DeviceUnderTest | None = None):
     return copy.deepcopy(op.example)
 
 
-# Bodies that a device must refuse even if it skipped its auth check, so that probing a destructive
-# operation without credentials cannot do harm on a device with an auth bug.
+# The body of a probe of an upload: not an image (uploads run only where destructive steps are allowed).
 INERT_BINARY = b"conformlab: this is not a firmware image"
-
-
-def inert_json(op: Operation):
-    return {} if _body_type(op) == "object" else [] if _body_type(op) == "array" else {"conformlab": "not a scalar"}
 
 
 def send(device: DeviceUnderTest, op: Operation, *, body=None, path=None, **kw):
@@ -225,10 +244,6 @@ def assert_ok(response) -> None:
     assert response.text.strip() == "OK", f"a successful write answers the body OK: {answer(response)}"
 
 
-def assert_status(response, status: int, why: str) -> None:
-    assert response.status_code == status, f"{why}: expected {status}, got {answer(response)}"
-
-
 def assert_unchanged(before, after, what: str) -> None:
     if before == after:
         return
@@ -238,6 +253,14 @@ def assert_unchanged(before, after, what: str) -> None:
     raise AssertionError(f"{what}: the device changed although the request was refused: {before!r} -> {after!r}")
 
 
-def assert_json_content_type(response) -> None:
-    ctype = response.headers.get("Content-Type", "")
-    assert ctype.split(";")[0].strip() == JSON, f"expected application/json: {answer(response)}"
+def assert_refused(device: DeviceUnderTest, op: Operation, status: int, why: str, request):
+    """Send `request()`; the device must answer `status` and the write's effect must be unchanged.
+
+    Whatever the request changed anyway is put back afterwards."""
+    before = read_effect(device, op)
+    with restoring(device, op):
+        response = request()
+        after = read_effect(device, op)
+    assert response.status_code == status, f"{why}: expected {status}, got {answer(response)}"
+    assert_unchanged(before, after, str(op))
+    return response

@@ -16,6 +16,9 @@ import pytest
 from suites.esp32_evse.evse import answer
 
 DAV = "/dav/"
+# Reading: the document says only that the methods are supported; the status codes asserted are
+# those of WebDAV itself (RFC 4918: 201 Created, 204 No Content, 207 Multi-Status, 404).
+# Scratch files are .txt, not .lua: with script autoReload on, a .lua file would be run.
 
 
 def dav(device, method, path, **kw):
@@ -27,37 +30,37 @@ def scratch(device):
     """A scratch folder name under /dav/; whatever the check leaves there is removed afterwards."""
     folder = f"{DAV}conformlab-{random_secrets.token_hex(4)}/"
     yield folder
-    for path in (folder + "moved.lua", folder + "copy.lua", folder + "main.lua", folder):
+    for path in (folder + "moved.txt", folder + "copy.txt", folder + "scratch.txt", folder):
         dav(device, "DELETE", path)
 
 
 @pytest.mark.req("EVSE-DAV-METHODS")
 def test_webdav_methods_round_trip(device, scratch):
     assert dav(device, "MKCOL", scratch).status_code == 201, "MKCOL creates the folder"
-    content = b"-- conformlab scratch file\nprint('hello')\n"
-    put = dav(device, "PUT", scratch + "main.lua", body=content)
+    content = b"conformlab scratch file\n"
+    put = dav(device, "PUT", scratch + "scratch.txt", body=content)
     assert put.status_code == 201, f"PUT of a new file: {answer(put)}"
-    got = dav(device, "GET", scratch + "main.lua")
+    got = dav(device, "GET", scratch + "scratch.txt")
     assert got.status_code == 200 and got.content == content, f"GET returns what was PUT: {answer(got)}"
 
     listing = dav(device, "PROPFIND", scratch, headers={"Depth": "1"})
     assert listing.status_code == 207, f"PROPFIND answers 207 Multi-Status: {answer(listing)}"
     hrefs = [el.text or "" for el in ElementTree.fromstring(listing.content).iter("{DAV:}href")]
-    assert any(h.endswith("main.lua") for h in hrefs), f"PROPFIND lists the file: {hrefs}"
+    assert any(h.endswith("scratch.txt") for h in hrefs), f"PROPFIND lists the file: {hrefs}"
 
-    copy = dav(device, "COPY", scratch + "main.lua", headers={"Destination": device.client.origin + scratch + "copy.lua"})
+    copy = dav(device, "COPY", scratch + "scratch.txt", headers={"Destination": device.client.origin + scratch + "copy.txt"})
     assert copy.status_code == 201, f"COPY to a new name: {answer(copy)}"
-    move = dav(device, "MOVE", scratch + "copy.lua", headers={"Destination": device.client.origin + scratch + "moved.lua"})
+    move = dav(device, "MOVE", scratch + "copy.txt", headers={"Destination": device.client.origin + scratch + "moved.txt"})
     assert move.status_code == 201, f"MOVE to a new name: {answer(move)}"
-    assert dav(device, "GET", scratch + "copy.lua").status_code == 404, "MOVE removes the source"
-    assert dav(device, "GET", scratch + "moved.lua").content == content, "MOVE keeps the content"
+    assert dav(device, "GET", scratch + "copy.txt").status_code == 404, "MOVE removes the source"
+    assert dav(device, "GET", scratch + "moved.txt").content == content, "MOVE keeps the content"
 
-    overwrite = dav(device, "PUT", scratch + "moved.lua", body=b"-- changed\n")
+    overwrite = dav(device, "PUT", scratch + "moved.txt", body=b"-- changed\n")
     assert overwrite.status_code in (200, 204), f"PUT over an existing file: {answer(overwrite)}"
-    for path in (scratch + "moved.lua", scratch + "main.lua", scratch):
+    for path in (scratch + "moved.txt", scratch + "scratch.txt", scratch):
         deleted = dav(device, "DELETE", path)
         assert deleted.status_code in (200, 204), f"DELETE {path}: {answer(deleted)}"
-    assert dav(device, "GET", scratch + "main.lua").status_code == 404, "DELETE removes the file"
+    assert dav(device, "GET", scratch + "scratch.txt").status_code == 404, "DELETE removes the file"
 
 
 @pytest.mark.req("EVSE-DAV-NOAUTH")
