@@ -27,3 +27,25 @@ def basic_auth(username: str, password: str) -> AuthBase | None:
     if not username and not password:
         return None
     return BasicAuth(username, password)
+
+
+class BearerAuth(AuthBase):
+    """`Authorization: Bearer <token>`; registers the token as a secret."""
+
+    def __init__(self, token: str):
+        self.token = token
+        secrets.register(token)
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+def bearer_levels(read_token: str | None, write_token: str | None) -> dict[str, AuthBase]:
+    """The auth strategy of each token level a target names ("read", "write")."""
+    levels = {}
+    if read_token:
+        levels["read"] = BearerAuth(read_token)
+    if write_token:
+        levels["write"] = BearerAuth(write_token)
+    return levels

@@ -12,7 +12,7 @@ from typing import Callable
 
 from requests.auth import AuthBase
 
-from conformlab.auth import basic_auth
+from conformlab.auth import basic_auth, bearer_levels
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,10 @@ class DeviceProfile:
     suite: str  # folder under suites/
     document: str  # the vendor document under shared/docs
     auth_keys: frozenset[str]  # keys allowed in [targets.<name>.auth]
-    make_auth: Callable[[dict[str, str]], AuthBase | None]
+    make_auth: Callable[[dict[str, str]], AuthBase | None]  # the target's default credentials
     check_auth: Callable[[dict[str, str]], str | None] = lambda auth: None
+    # Credentials per access level, for devices whose API has levels (e.g. READ and WRITE tokens).
+    auth_levels: Callable[[dict[str, str]], dict[str, AuthBase]] = lambda auth: {}
     probe_path: str = "/"  # a cheap documented GET to see that the device answers
     snapshot_paths: tuple[str, ...] = ()  # GETs whose answers must be unchanged at the end of a run
     rate_budget: RateBudget | None = None
@@ -56,6 +58,32 @@ ESP32_EVSE = DeviceProfile(
     check_auth=_evse_auth_problem,
     probe_path="/info",
     snapshot_paths=("/config", "/firmware/channel", "/state"),
+)
+
+def _ww_auth_problem(auth: dict[str, str]) -> str | None:
+    if ("read_token" in auth) != ("write_token" in auth):
+        return "give both read_token and write_token, or neither (api_auth_required is false on the device)"
+    return None
+
+
+def _ww_levels(auth: dict[str, str]) -> dict[str, AuthBase]:
+    return bearer_levels(auth.get("read_token"), auth.get("write_token"))
+
+
+# Registered in PROFILES together with its suite (issue 3: suites/wattwaechter, load/).
+WATTWAECHTER = DeviceProfile(
+    name="wattwaechter",
+    prefix="/api/v1",
+    schema="wattwaechter.yaml",
+    suite="wattwaechter",
+    document="wattwaechter-api.txt",
+    auth_keys=frozenset({"read_token", "write_token"}),
+    make_auth=lambda auth: _ww_levels(auth).get("write"),  # "a WRITE token also reads"
+    check_auth=_ww_auth_problem,
+    auth_levels=_ww_levels,
+    probe_path="/system/info",  # READ: a wrong token shows at once (the health check is open)
+    snapshot_paths=("/settings",),
+    rate_budget=RateBudget(requests=25, seconds=10),  # "25 requests per 10 seconds ... device-wide"
 )
 
 PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE,)}

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conformlab.client import JSON
+from conformlab.checks import DeviceChecks, answer, current_body, send
 from conformlab.dut import DeviceUnderTest
 from conformlab.schema import Operation, device_schema
 
@@ -74,53 +74,21 @@ def other_value(key: str, current, device: DeviceUnderTest | None = None):
     pytest.skip(f"no second valid value for {key} on this device")
 
 
-def ids(ops) -> list[str]:
-    return [str(op) for op in ops]
+# -- EVSE policy for writes: no live-state changes with a vehicle connected; the clock moves ------
+
+# IEC 61851 states with no vehicle connected: A (none), E (error), F (out of service).
+NO_VEHICLE_STATES = {"A", "E", "F"}
+CLOCK_TOLERANCE = 5  # seconds
 
 
-# -- requests -------------------------------------------------------------------------------------
-
-
-def resolve_path(device: DeviceUnderTest, op: Operation) -> str:
-    """The operation's path with real values for its parameters (e.g. an existing component id)."""
-    path = op.path
-    for param in op.path_parameters:
-        source = param.get("x-conformlab", {})
-        if source.get("from"):
-            value = device.read(source["from"])
-            for part in source.get("pointer", "").strip("/").split("/"):
-                if part == "":
-                    continue
-                try:
-                    value = value[int(part)] if isinstance(value, list) else value[part]
-                except (IndexError, KeyError, TypeError):
-                    pytest.skip(f"{op}: the device has nothing at {source['from']}{source.get('pointer', '')}")
-        else:
-            value = param.get("example")
-        path = path.replace("{" + param["name"] + "}", str(value))
-    return path
-
-
-def current_body(device: DeviceUnderTest, op: Operation):
-    """A body that writes back what the device already holds (harmless on any device)."""
-    value = device.read(resolve_path(device, op) if op.reads == op.path else op.reads)
-    if op.field:
-        return value[op.field]
-    return device.writable(op, value)
-
-
-def read_effect(device: DeviceUnderTest, op: Operation):
-    """What the write's `reads` answer holds now: JSON, or (status, text) for text reads such as
-    /log/panic; None when the effect is not readable."""
-    if not op.reads:
-        return None
-    if op.reads == "/time":
-        return ClockReading(device.read("/time"))
-    response = device.client.get(reads_path(device, op))
-    if response.headers.get("Content-Type", "").startswith(JSON) and response.status_code == 200:
-        value = response.json()
-        return value.get(op.field) if op.field and isinstance(value, dict) else value
-    return (response.status_code, response.text)
+def require_no_vehicle(device: DeviceUnderTest, why: str) -> None:
+    """Live charging values are changed only while no vehicle is connected: a session that is
+    stopped or limited by a check cannot be given back by restoring the value."""
+    if device.emulator:
+        return
+    state = device.read("/state")
+    if state.get("state") not in NO_VEHICLE_STATES or state.get("pendingAuth"):
+        pytest.skip(f"a vehicle is connected (state {state.get('state')}); {why} could end or change its session")
 
 
 class ClockReading:
@@ -136,54 +104,44 @@ class ClockReading:
         return f"clock {self.value}"
 
 
-def reads_path(device: DeviceUnderTest, op: Operation) -> str:
-    return resolve_path(device, op) if op.reads == op.path else op.reads
+class EvseChecks(DeviceChecks):
+    def guard(self, device, op):
+        if op.reads == "/state":
+            require_no_vehicle(device, str(op))
+
+    def read_effect(self, device, op):
+        if op.reads == "/time":
+            return ClockReading(device.read("/time"))
+        return super().read_effect(device, op)
+
+    def restored_paths(self, device, op):
+        return [path for path in super().restored_paths(device, op) if path != "/time"]  # see restoring()
+
+    @contextlib.contextmanager
+    def restoring(self, device, op):
+        with super().restoring(device, op), self.clock_kept(device, op):
+            yield
+
+    @staticmethod
+    @contextlib.contextmanager
+    def clock_kept(device, op):
+        """A write to /time (wanted or not) is undone: the clock is set to where it would be now."""
+        if op.reads != "/time":
+            yield
+            return
+        device_time, started = device.read("/time"), time.monotonic()
+        try:
+            yield
+        finally:
+            expected = device_time + (time.monotonic() - started)
+            if abs(device.read("/time") - expected) > CLOCK_TOLERANCE:
+                assert_ok(device.client.post("/time", json=round(expected)))
 
 
-# IEC 61851 states with no vehicle connected: A (none), E (error), F (out of service).
-NO_VEHICLE_STATES = {"A", "E", "F"}
-
-
-def require_no_vehicle(device: DeviceUnderTest, why: str) -> None:
-    """Live charging values are changed only while no vehicle is connected: a session that is
-    stopped or limited by a check cannot be given back by restoring the value."""
-    if device.emulator:
-        return
-    state = device.read("/state")
-    if state.get("state") not in NO_VEHICLE_STATES or state.get("pendingAuth"):
-        pytest.skip(f"a vehicle is connected (state {state.get('state')}); {why} could end or change its session")
-
-
-@contextlib.contextmanager
-def restoring(device: DeviceUnderTest, op: Operation):
-    """Put back the run's snapshot paths and whatever this operation writes, after the block.
-
-    A write of live state (reads /state) runs only while no vehicle is connected."""
-    if op.reads == "/state":
-        require_no_vehicle(device, str(op))
-    paths = list(device.profile.snapshot_paths)
-    if op.reads and op.reads not in paths and op.reads != "/time" and SCHEMA.has("POST", op.reads):
-        paths.append(reads_path(device, op))
-    with device.preserved(*paths), clock_kept(device, op):
-        yield
-
-
-@contextlib.contextmanager
-def clock_kept(device: DeviceUnderTest, op: Operation):
-    """A write to /time (wanted or not) is undone: the clock is set to where it would be now."""
-    if op.reads != "/time":
-        yield
-        return
-    device_time, started = device.read("/time"), time.monotonic()
-    try:
-        yield
-    finally:
-        expected = device_time + (time.monotonic() - started)
-        if abs(device.read("/time") - expected) > CLOCK_TOLERANCE:
-            assert_ok(device.client.post("/time", json=round(expected)))
-
-
-CLOCK_TOLERANCE = 5  # seconds
+CHECKS = EvseChecks()
+restoring = CHECKS.restoring
+read_effect = CHECKS.read_effect
+assert_refused = CHECKS.assert_refused
 
 
 def effective_body(op: Operation, device: DeviceUnderTest | None = None):
@@ -201,16 +159,6 @@ def effective_body(op: Operation, device: DeviceUnderTest | None = None):
 
 # The body of a probe of an upload: not an image (uploads run only where destructive steps are allowed).
 INERT_BINARY = b"conformlab: this is not a firmware image"
-
-
-def send(device: DeviceUnderTest, op: Operation, *, body=None, path=None, **kw):
-    """Send the operation with a JSON or raw body as its schema says."""
-    path = path or resolve_path(device, op)
-    if op.body_kind == "json" and body is not None:
-        return device.client.request(op.method, path, json=body, **kw)
-    if op.body_kind == "binary" and body is not None:
-        return device.client.request(op.method, path, body=body, content_type="application/octet-stream", **kw)
-    return device.client.request(op.method, path, **kw)
 
 
 def harmless_request(device, op):
@@ -231,36 +179,9 @@ def harmless_request(device, op):
 # -- assertions -----------------------------------------------------------------------------------
 
 
-def answer(response) -> str:
-    text = response.text[:160].replace("\n", " ")
-    return f"{response.request.method} {response.request.path_url} -> {response.status_code} {response.headers.get('Content-Type', '')!r} {text!r}"
-
-
 def assert_ok(response) -> None:
     """A successful write: 200 with the plain-text body OK (EVSE-CONV-OK)."""
     assert response.status_code == 200, f"expected 200 OK: {answer(response)}"
     ctype = response.headers.get("Content-Type", "").split(";")[0].strip()
     assert ctype == "text/plain", f"a successful write answers plain text, got Content-Type {ctype!r}: {answer(response)}"
     assert response.text.strip() == "OK", f"a successful write answers the body OK: {answer(response)}"
-
-
-def assert_unchanged(before, after, what: str) -> None:
-    if before == after:
-        return
-    if isinstance(before, dict) and isinstance(after, dict):
-        diff = {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
-        raise AssertionError(f"{what}: the device changed although the request was refused: {diff}")
-    raise AssertionError(f"{what}: the device changed although the request was refused: {before!r} -> {after!r}")
-
-
-def assert_refused(device: DeviceUnderTest, op: Operation, status: int, why: str, request):
-    """Send `request()`; the device must answer `status` and the write's effect must be unchanged.
-
-    Whatever the request changed anyway is put back afterwards."""
-    before = read_effect(device, op)
-    with restoring(device, op):
-        response = request()
-        after = read_effect(device, op)
-    assert response.status_code == status, f"{why}: expected {status}, got {answer(response)}"
-    assert_unchanged(before, after, str(op))
-    return response

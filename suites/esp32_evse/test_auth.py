@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from conformlab.auth import BasicAuth
+from conformlab.checks import answer, ids, send
 from suites.esp32_evse.evse import (
-    INERT_BINARY, OPS, answer, assert_ok, assert_refused, effective_body, harmless_request, ids, restoring, send,
+    INERT_BINARY, OPS, assert_ok, assert_refused, effective_body, harmless_request, restoring,
 )
 
 REALM_HEADER = 'Basic realm="Users"'

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from conformlab.checks import answer, assert_unchanged, current_body, ids, resolve_path, send
 from suites.esp32_evse.evse import (
-    JSON_WRITES, OBJECT_WRITES, PARTIAL_KEY, READS, WRITES, answer, assert_ok, assert_refused, assert_unchanged,
-    current_body, effective_body, harmless_request, ids, other_value, resolve_path, restoring, send,
+    JSON_WRITES, OBJECT_WRITES, PARTIAL_KEY, READS, WRITES, assert_ok, assert_refused,
+    effective_body, harmless_request, other_value, restoring,
 )
 
 BODY_LIMIT = 51_200  # "50 KB"; NOTES.md: the limit is 51,200 bytes

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from suites.esp32_evse.evse import SCHEMA, answer, assert_ok, require_no_vehicle, restoring, send
+from conformlab.checks import answer, send
+from suites.esp32_evse.evse import SCHEMA, assert_ok, require_no_vehicle, restoring
 
 # -- logs ------------------------------------------------------------------------------------------
 

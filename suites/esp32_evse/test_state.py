@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from suites.esp32_evse.evse import (
-    NEW_VALUES, SCALAR_WRITES, SCHEMA, answer, assert_ok, current_body, ids, other_value, restoring, send,
-)
+from conformlab.checks import answer, current_body, ids, send
+from suites.esp32_evse.evse import NEW_VALUES, SCALAR_WRITES, SCHEMA, assert_ok, other_value, restoring
 
 STATE_VALUE_WRITES = [op for op in SCALAR_WRITES if op.reads == "/state" and op.field in NEW_VALUES]
 

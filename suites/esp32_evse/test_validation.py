@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from conformlab.checks import answer, assert_unchanged, current_body, ids, send
 from suites.esp32_evse.evse import (
-    JSON_WRITES, SCHEMA, SCALAR_WRITES, answer, assert_ok, assert_refused, assert_unchanged, current_body, ids,
-    require_no_vehicle, restoring, send,
+    JSON_WRITES, SCALAR_WRITES, SCHEMA, assert_ok, assert_refused, require_no_vehicle, restoring,
 )
 
 ITEM = "[0]"  # a location step meaning "the first element of the array"

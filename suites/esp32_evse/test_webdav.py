@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from suites.esp32_evse.evse import answer
+from conformlab.checks import answer
 
 DAV = "/dav/"
 # Reading: the document says only that the methods are supported; the status codes asserted are
