@@ -14,12 +14,14 @@ from typing import Any, Iterable, Mapping
 
 from .esp32_evse import Esp32EvseEmulator
 from .server import DeviceEmulator, Request, Response, RunningEmulator, loopback_host, serve
+from .wattwaechter import WattwaechterEmulator
 
 __all__ = ["EMULATORS", "DeviceEmulator", "Request", "Response", "RunningEmulator",
            "emulator_class", "start_emulator"]
 
 EMULATORS: dict[str, type[DeviceEmulator]] = {
     "esp32-evse": Esp32EvseEmulator,
+    "wattwaechter": WattwaechterEmulator,
 }
 
 
