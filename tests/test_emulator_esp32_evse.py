@@ -99,7 +99,7 @@ def app_image(project: bytes = b"esp32-evse") -> bytes:
 
 
 def test_registry_and_start_stop():
-    assert EMULATORS == {"esp32-evse": Esp32EvseEmulator}
+    assert EMULATORS["esp32-evse"] is Esp32EvseEmulator
     running = start_emulator("esp32-evse")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", running.url)
     assert isinstance(running.emulator, Esp32EvseEmulator)
