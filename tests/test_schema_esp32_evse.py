@@ -11,22 +11,18 @@ import json
 import re
 from pathlib import Path
 
-import jsonschema
 import openapi_spec_validator
 import pytest
 import requests
 import schemathesis
-import yaml
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from openapi_doc import _escape, _op, _operations, _resolve, _validator, request_validator, response_validator, schema_fixtures
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "esp32-evse.yaml"
-DOC_URI = "urn:conformlab:esp32-evse"
 # `.example()` is exactly what these sanity checks want (build one case per operation).
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 
-HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 # Every operation of the document's overview tables.
 DOCUMENTED_OPERATIONS = {
@@ -162,65 +158,7 @@ DOCUMENTED_READ_VALUES = {
 # helpers
 
 
-@pytest.fixture(scope="module")
-def doc() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def registry(doc) -> Registry:
-    return Registry().with_resource(DOC_URI, DRAFT202012.create_resource(doc))
-
-
-@pytest.fixture(scope="module")
-def st_schema():
-    return schemathesis.openapi.from_path(str(SCHEMA_PATH), config=schemathesis.Config())
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def _pointer(*tokens: str) -> str:
-    return "#/" + "/".join(_escape(t) for t in tokens)
-
-
-def _resolve(doc: dict, obj: dict) -> dict:
-    """Follow a local $ref (responses, parameters, headers) to its object."""
-    while isinstance(obj, dict) and "$ref" in obj:
-        node = doc
-        for token in obj["$ref"].removeprefix("#/").split("/"):
-            node = node[token.replace("~1", "/").replace("~0", "~")]
-        obj = node
-    return obj
-
-
-def _operations(doc: dict):
-    for path, item in doc["paths"].items():
-        for method in HTTP_METHODS:
-            if method in item:
-                yield method.upper(), path, item[method]
-
-
-def _op(doc: dict, method: str, path: str) -> dict:
-    return doc["paths"][path][method.lower()]
-
-
-def _validator(registry: Registry, pointer: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator({"$ref": DOC_URI + pointer}, registry=registry)
-
-
-def response_validator(doc, registry, method, path, status="200", media="application/json"):
-    response = _op(doc, method, path)["responses"][status]
-    if "$ref" in response:
-        name = response["$ref"].rsplit("/", 1)[-1]
-        return _validator(registry, _pointer("components", "responses", name, "content", media, "schema"))
-    return _validator(registry, _pointer("paths", path, method.lower(), "responses", status, "content", media,
-                                         "schema"))
-
-
-def request_validator(doc, registry, method, path, media="application/json"):
-    return _validator(registry, _pointer("paths", path, method.lower(), "requestBody", "content", media, "schema"))
+doc, registry, st_schema = schema_fixtures(SCHEMA_PATH)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -14,26 +14,22 @@ import json
 import re
 from pathlib import Path
 
-import jsonschema
 import openapi_spec_validator
 import pytest
 import requests
 import schemathesis
-import yaml
 from aio_wattwaechter import models as ww_models
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi import checks as openapi_checks
+
+from openapi_doc import _op, _operations, _resolve, parameter_validator, request_validator, response_validator, schema_fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "schemas" / "wattwaechter.yaml"
 DOCUMENT_PATH = ROOT.parent / "shared" / "docs" / "wattwaechter-api.txt"
-DOC_URI = "urn:conformlab:wattwaechter"
 BASE = "http://127.0.0.1:9/api/v1"
 # `.example()` is exactly what these sanity checks want (build one case per operation).
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 
-HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 # The document's endpoint tables, with their Auth column ("—" = none).
 DOCUMENTED_ACCESS = {
@@ -176,75 +172,7 @@ CLIENT_PARSERS = {
 # helpers
 
 
-@pytest.fixture(scope="module")
-def doc() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def registry(doc) -> Registry:
-    return Registry().with_resource(DOC_URI, DRAFT202012.create_resource(doc))
-
-
-@pytest.fixture(scope="module")
-def st_schema():
-    return schemathesis.openapi.from_path(str(SCHEMA_PATH), config=schemathesis.Config())
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def _pointer(*tokens: str) -> str:
-    return "#/" + "/".join(_escape(str(t)) for t in tokens)
-
-
-def _resolve(doc: dict, obj):
-    """Follow local $refs (responses, parameters, headers, schemas) to the object."""
-    while isinstance(obj, dict) and "$ref" in obj:
-        node = doc
-        for token in obj["$ref"].removeprefix("#/").split("/"):
-            node = node[token.replace("~1", "/").replace("~0", "~")]
-        obj = node
-    return obj
-
-
-def _operations(doc: dict):
-    for path, item in doc["paths"].items():
-        for method in HTTP_METHODS:
-            if method in item:
-                yield method.upper(), path, item[method]
-
-
-def _op(doc: dict, method: str, path: str) -> dict:
-    return doc["paths"][path][method.lower()]
-
-
-def _validator(registry: Registry, pointer: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator({"$ref": DOC_URI + pointer}, registry=registry)
-
-
-def _response_pointer(doc, method, path, status="200", media="application/json") -> str:
-    response = _op(doc, method, path)["responses"][status]
-    if "$ref" in response:
-        name = response["$ref"].rsplit("/", 1)[-1]
-        return _pointer("components", "responses", name, "content", media, "schema")
-    return _pointer("paths", path, method.lower(), "responses", status, "content", media, "schema")
-
-
-def response_validator(doc, registry, method, path, status="200", media="application/json"):
-    return _validator(registry, _response_pointer(doc, method, path, status, media))
-
-
-def request_validator(doc, registry, method, path, media="application/json"):
-    return _validator(registry, _pointer("paths", path, method.lower(), "requestBody", "content", media, "schema"))
-
-
-def parameter_validator(doc, registry, method, path, name):
-    for i, param in enumerate(_op(doc, method, path).get("parameters", [])):
-        if _resolve(doc, param)["name"] == name:
-            return _validator(registry, _pointer("paths", path, method.lower(), "parameters", i, "schema"))
-    raise KeyError(name)
+doc, registry, st_schema = schema_fixtures(SCHEMA_PATH)
 
 
 def _with(base, **changes):

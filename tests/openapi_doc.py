@@ -1,0 +1,90 @@
+"""OpenAPI helpers shared by the schema tests: fixtures built from one schema file, $ref
+resolution, operation lookup and JSON-Schema validators for answers, requests and parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import pytest
+import schemathesis
+import yaml
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+DOC_URI = "urn:conformlab:schema"  # each test module builds its own registry for its own schema
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def schema_fixtures(schema_path: Path):
+    """The doc, registry and st_schema fixtures of one schema file (assign them in the test module)."""
+
+    @pytest.fixture(scope="module")
+    def doc() -> dict:
+        return yaml.safe_load(schema_path.read_text(encoding="utf-8"))
+
+    @pytest.fixture(scope="module")
+    def registry(doc) -> Registry:
+        return Registry().with_resource(DOC_URI, DRAFT202012.create_resource(doc))
+
+    @pytest.fixture(scope="module")
+    def st_schema():
+        return schemathesis.openapi.from_path(str(schema_path), config=schemathesis.Config())
+
+    return doc, registry, st_schema
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _pointer(*tokens: str) -> str:
+    return "#/" + "/".join(_escape(str(t)) for t in tokens)
+
+
+def _resolve(doc: dict, obj):
+    """Follow local $refs (responses, parameters, headers, schemas) to the object."""
+    while isinstance(obj, dict) and "$ref" in obj:
+        node = doc
+        for token in obj["$ref"].removeprefix("#/").split("/"):
+            node = node[token.replace("~1", "/").replace("~0", "~")]
+        obj = node
+    return obj
+
+
+def _operations(doc: dict):
+    for path, item in doc["paths"].items():
+        for method in HTTP_METHODS:
+            if method in item:
+                yield method.upper(), path, item[method]
+
+
+def _op(doc: dict, method: str, path: str) -> dict:
+    return doc["paths"][path][method.lower()]
+
+
+def _validator(registry: Registry, pointer: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator({"$ref": DOC_URI + pointer}, registry=registry)
+
+
+def _response_pointer(doc, method, path, status="200", media="application/json") -> str:
+    response = _op(doc, method, path)["responses"][status]
+    if "$ref" in response:
+        name = response["$ref"].rsplit("/", 1)[-1]
+        return _pointer("components", "responses", name, "content", media, "schema")
+    return _pointer("paths", path, method.lower(), "responses", status, "content", media, "schema")
+
+
+def response_validator(doc, registry, method, path, status="200", media="application/json"):
+    return _validator(registry, _response_pointer(doc, method, path, status, media))
+
+
+def request_validator(doc, registry, method, path, media="application/json"):
+    return _validator(registry, _pointer("paths", path, method.lower(), "requestBody", "content", media, "schema"))
+
+
+def parameter_validator(doc, registry, method, path, name):
+    for i, param in enumerate(_op(doc, method, path).get("parameters", [])):
+        if _resolve(doc, param)["name"] == name:
+            return _validator(registry, _pointer("paths", path, method.lower(), "parameters", i, "schema"))
+    raise KeyError(name)
