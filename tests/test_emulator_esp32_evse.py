@@ -8,7 +8,6 @@ import re
 import socket
 import struct
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,8 +15,8 @@ import requests
 from conformlab.emulators import EMULATORS, DeviceEmulator, Response, start_emulator
 from conformlab.emulators.esp32_evse import FAULTS, Esp32EvseEmulator, is_posix_tz
 from conformlab.emulators.server import serve
+from vendor_docs import assert_faults_quote_the_documents
 
-DOCS = Path("/work/shared/docs")
 CREDS = {"username": "admin", "password": "secret"}
 JSON_CT = {"Content-Type": "application/json"}
 
@@ -150,13 +149,7 @@ def test_every_fault_name_is_accepted(fault):
 
 def test_fault_catalogue_quotes_the_documents():
     assert len(FAULTS) == 24
-    if not DOCS.exists():
-        pytest.skip("vendor documents not available")
-    flat = {name: " ".join(DOCS.joinpath(name).read_text().split()) for name in ("esp32-evse-api.txt", "NOTES.md")}
-    for fault, sentence in FAULTS.items():
-        source = "NOTES.md" if sentence.endswith(" (NOTES.md)") else "esp32-evse-api.txt"
-        quote = sentence.removesuffix(" (NOTES.md)")
-        assert quote in flat[source], f"{fault}: not a quote of {source}: {quote!r}"
+    assert_faults_quote_the_documents(FAULTS, "esp32-evse-api.txt")
 
 
 class Exploding(DeviceEmulator):
