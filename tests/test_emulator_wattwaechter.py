@@ -738,8 +738,8 @@ PROBES = {
     "missing_token_403": (lambda e: get(e, "/settings").status_code, 401, 403),
     "history_days_unchecked": (lambda e: get(e, "/history/lowRes", params={"start": days_ago(40), "days": 32},
                                              headers=R).status_code, 400, 200),
-    "history_no_data_400": (lambda e: get(e, "/history/highRes", params={"date": "2024-01-01"}, headers=R).status_code,
-                            204, 400),
+    "history_range_off_by_one": (lambda e: len(get(e, "/history/lowRes", params={"start": days_ago(10), "days": 3},
+                                                   headers=R).json()["items"]), 3, 4),
     "latest_empty_200": (probe_latest, 204, 200),
 }
 

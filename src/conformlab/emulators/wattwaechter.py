@@ -173,8 +173,8 @@ FAULTS: dict[str, str] = {
         "a missing or wrong token gets 401. (NOTES.md)",
     "history_days_unchecked":
         "`days` is 1-31 (NOTES.md)",
-    "history_no_data_400":
-        "204 (older firmware: 400) when there is no data. (NOTES.md)",
+    "history_range_off_by_one":
+        "| GET | /api/v1/history/lowRes?start=YYYY-MM-DD&days=7 | READ | Daily values |",
     "latest_empty_200":
         "204 when there is no reading yet. (NOTES.md)",
     "retry_after_fractional":
@@ -892,8 +892,6 @@ class WattwaechterEmulator(DeviceEmulator):
     # -- history ---------------------------------------------------------------------------------
 
     def _no_data(self) -> Response:
-        if self.fault("history_no_data_400"):
-            return self.error(400, "No data")
         return Response(204)
 
     def _latest(self, req, body) -> Response:
@@ -935,7 +933,8 @@ class WattwaechterEmulator(DeviceEmulator):
             raise Invalid("days must be 1..31")
         if self.first_day is None:
             return self._no_data()
-        completed = min(days, (_utc_today() - start).days)  # days from `start` before today
+        asked = days + 1 if self.fault("history_range_off_by_one") else days  # the day after the range too
+        completed = min(asked, (_utc_today() - start).days)  # days from `start` before today
         first = max(start, self.first_day)
         count = (start - first).days + completed  # from `first` to the last completed day asked for
         items = [lowres_item(first + dt.timedelta(days=n)) for n in range(max(0, count))]
