@@ -352,7 +352,7 @@ def test_media_types(doc):
         if path == "/logs/rawdump":
             assert ok["content"] == {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
         elif path in ("/logs/persistent", "/logs/ram"):
-            assert ok["content"] == {"text/plain": {"schema": {"type": "string"}}}, path
+            assert ok["content"] == {"text/csv": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}, path
         else:
             assert media == {"application/json"}, f"{method} {path}"
 
@@ -783,6 +783,7 @@ def test_schemathesis_checks_catch_documented_violations(st_schema):
 
     ram = st_schema["/logs/ram"]["GET"].Case()
     assert _conforms(ram, _response(200, "12:00:01,INFO,boot\n", "text/plain", path="/logs/ram"))
+    assert _conforms(ram, _response(200, "12:00:01,INFO,boot\n", "text/csv", path="/logs/ram"))
     assert not _conforms(ram, _response(200, {"log": []}, path="/logs/ram"))
 
     dump = st_schema["/logs/rawdump"]["GET"].Case()

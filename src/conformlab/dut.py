@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 
 import pytest
 import requests
@@ -31,12 +32,25 @@ class DeviceUnderTest:
         self.profile = target.profile
         self.schema: DeviceSchema = device_schema(target.device)
         self.snapshot: dict[str, object] = {}
+        self.started = time.monotonic()
+        self.load_seconds = 0.0  # time spent in load scenarios, which send outside the client
+        # The credentials in use: the target's, until a destructive check re-keys real hardware.
+        self.credentials: dict[str, str] = dict(target.auth)
 
     # -- what the target allows ---------------------------------------------------------------
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self.target.secrets())
+        return any(self.credentials.values())
+
+    def auth_level(self, level: str):
+        """The auth strategy of one access level ("read", "write") of the credentials in use."""
+        return self.profile.auth_levels(self.credentials).get(level)
+
+    def rekey(self, credentials: dict[str, str]) -> None:
+        """Use new credentials for the rest of the run (after a check re-keyed real hardware)."""
+        self.credentials = dict(credentials)
+        self.client.auth = self.client.session.auth = self.profile.make_auth(self.credentials)
 
     def require_destructive(self, why: str) -> None:
         if not self.target.destructive:

@@ -32,6 +32,9 @@ from conformlab.targets import Target, TargetsError, load_targets
 TARGETS = pytest.StashKey[list]()
 ACTIVE = pytest.StashKey[bool]()
 EXCHANGES = pytest.StashKey[tuple]()
+EXTRAS = pytest.StashKey[list]()
+# Properties a check records for the run's summary (terminal and top of the HTML report), by title.
+SUMMARY_NOTES = {"security_finding": "SECURITY FINDINGS", "notice": "notices", "pacing": "rate budget"}
 LAST_CHECK = "test_left_as_found"  # the end-of-run check runs after every other check of its target
 
 
@@ -87,7 +90,8 @@ def _is_controller(config) -> bool:
 def pytest_configure(config):
     for line in ("req(*ids): documented requirements the check verifies",
                  "destructive(why): runs only on targets with destructive = true",
-                 "emulator_only(why): needs emulator-only controls; skipped on real hardware"):
+                 "emulator_only(why): needs emulator-only controls; skipped on real hardware",
+                 "slow(why): takes minutes on real hardware (deselect with -m 'not slow')"):
         config.addinivalue_line("markers", line)
     config.stash[ACTIVE] = _runs_suites(config)
     if not config.stash[ACTIVE]:
@@ -125,9 +129,26 @@ def pytest_configure(config):
             meta["Targets"] = {t.name: t.describe() for t in targets}
         except (ImportError, KeyError):
             pass
-    # A device's checks must stay together on one worker (its state and rate budget are shared).
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("load", "no"):
-        config.option.dist = "loadgroup"
+    _keep_targets_together(config, len(targets))
+
+
+def _keep_targets_together(config, target_count: int) -> None:
+    """A target's checks must stay together on one worker: its state and its rate budget are shared.
+    Several targets are independent devices, so without `-n` they run side by side, one worker each
+    (a device paced by its rate budget then does not hold up the others); `-n 0` runs them in turn.
+
+    The controller schedules by xdist_group; a worker tags its items with their group only when it
+    knows the run is a loadgroup run, and xdist resets a worker's `dist` option before this hook
+    runs, so the worker reads the option as it was given."""
+    if _is_controller(config):
+        if (target_count > 1 and config.pluginmanager.hasplugin("xdist") and config.option.numprocesses is None
+                and not config.option.usepdb and not config.option.collectonly):
+            config.option.numprocesses = target_count
+            config.option.tx = ["popen"] * target_count  # what xdist derives from -n, before this hook
+        if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("load", "no"):
+            config.option.dist = "loadgroup"
+    elif getattr(config.known_args_namespace, "dist", "no") in ("load", "no", "loadgroup"):
+        config.option.loadgroup = True
 
 
 def _check_waivers(targets: list[Target]) -> None:
@@ -270,6 +291,23 @@ def security_finding(record_property):
     return report
 
 
+@pytest.fixture
+def notice(record_property):
+    """Tell the user something the run did or could not do (e.g. "heap protection was not
+    triggered", "the device was re-keyed"): shown in the terminal summary and at the top of the report."""
+    def report(text: str) -> None:
+        record_property("notice", text)
+    return report
+
+
+@pytest.fixture
+def report_extra(request):
+    """Attach evidence to this check's HTML report: report_extra(html=...) or report_extra(text=..., name=...)."""
+    def attach(*, html: str | None = None, text: str | None = None, name: str = "") -> None:
+        request.node.stash.setdefault(EXTRAS, []).append((name, html, text))
+    return attach
+
+
 # -- reports ------------------------------------------------------------------------------------
 
 
@@ -289,8 +327,22 @@ def pytest_runtest_makereport(item, call):
                 text = f"({len(exchanges) - len(shown)} earlier exchanges not shown)\n\n" + text
             report.sections.append(("device exchanges", text))
             report.sections.append(("reproduce the last request", curl_line(shown[-1])))
+    if call.when == "call":
+        _attach_extras(item, report)
     _scrub(report)
     return report
+
+
+def _attach_extras(item, report) -> None:
+    try:
+        from pytest_html import extras
+    except ImportError:
+        return
+    for name, html_text, text in item.stash.get(EXTRAS, []):
+        if html_text is not None:
+            report.extras = [*getattr(report, "extras", []), extras.html(secrets.mask(html_text))]
+        if text is not None:
+            report.extras = [*getattr(report, "extras", []), extras.text(secrets.mask(text), name=name or "evidence")]
 
 
 def _scrub(report) -> None:
@@ -328,15 +380,20 @@ class _Reporting:
         self.config = config
         self.targets = {t.name: t for t in targets}
         self.counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
-        self.findings: list[tuple[str, str, str]] = []  # (target, nodeid, text)
+        self.notes: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # kind -> (target, nodeid, text)
         self.stale: list[str] = []
+
+    @property
+    def findings(self) -> list[tuple[str, str, str]]:
+        return self.notes["security_finding"]
 
     def pytest_runtest_logreport(self, report):
         outcome = _outcome(report)
         props = _props(report)
         if report.when == "call":  # the teardown report carries the same properties again
-            for text in props.get("security_finding", []):
-                self.findings.append((props.get("target", ["?"])[0], report.nodeid, text))
+            for kind in SUMMARY_NOTES:
+                for text in props.get(kind, []):
+                    self.notes[kind].append((props.get("target", ["?"])[0], report.nodeid, text))
         if outcome is None:
             return
         target = props.get("target", [""])[0]
@@ -376,10 +433,12 @@ class _Reporting:
                 if verdict in ("FAIL", "WAIVED"):
                     tr.write_line(f"{verdict:7} {target}  {rid}: {req.text if req else ''}"[:200])
             tr.write_line(", ".join(f"{n} {v.lower()}" for v, n in sorted(verdicts.items())) + " (requirement x target)")
-        if self.findings:
-            tr.write_sep("=", "SECURITY FINDINGS", red=True, bold=True)
-            for target, nodeid, text in self.findings:
-                tr.write_line(f"{target}: {text}", red=True)
+        for kind, title in SUMMARY_NOTES.items():
+            if self.notes.get(kind):
+                alarming = kind == "security_finding"
+                tr.write_sep("=", title, red=alarming, bold=alarming)
+                for target, nodeid, text in self.notes[kind]:
+                    tr.write_line(f"{target}: {text}", red=alarming)
         for line in self.stale:
             tr.write_line(f"STALE WAIVER {line}", red=True)
 
@@ -417,6 +476,11 @@ class _HtmlReport:
                             for t, n, text in reporting.findings)
             prefix.append('<div style="border:3px solid #b00020;background:#fde7ea;padding:8px;margin:8px 0">'
                           f'<h2 style="color:#b00020;margin:0">Security findings ({len(reporting.findings)})</h2><ul>{items}</ul></div>')
+        for kind, colour in (("notice", "#a66300"), ("pacing", "#1f4e79")):
+            if reporting.notes.get(kind):
+                items = "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(text)}</li>" for t, _, text in reporting.notes[kind])
+                prefix.append(f'<div style="border:2px solid {colour};padding:8px;margin:8px 0">'
+                              f'<h3 style="color:{colour};margin:0">{SUMMARY_NOTES[kind].capitalize()}</h3><ul>{items}</ul></div>')
         if reporting.stale:
             items = "".join(f"<li>{html.escape(s)}</li>" for s in reporting.stale)
             prefix.append(f'<div style="border:2px solid #b00020;padding:8px"><h3>Stale waivers</h3><ul>{items}</ul></div>')

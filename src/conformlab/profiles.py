@@ -7,6 +7,7 @@ means for the end-of-run check. Suites never hard-code how to authenticate.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -70,7 +71,19 @@ def _ww_levels(auth: dict[str, str]) -> dict[str, AuthBase]:
     return bearer_levels(auth.get("read_token"), auth.get("write_token"))
 
 
-# Registered in PROFILES together with its suite (issue 3: suites/wattwaechter, load/).
+def _source_addresses_problem(value) -> str | None:
+    """`source_addresses`: local addresses the rate-limit scenario sends from, to show that clients
+    share one budget (on loopback the emulator targets use 127.0.0.2 and 127.0.0.3)."""
+    if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) for v in value):
+        return 'must be a list of at least two local IP addresses, e.g. ["192.168.1.20", "192.168.1.21"]'
+    for address in value:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            return f'"{address}" is not an IP address'
+    return None
+
+
 WATTWAECHTER = DeviceProfile(
     name="wattwaechter",
     prefix="/api/v1",
@@ -84,6 +97,7 @@ WATTWAECHTER = DeviceProfile(
     probe_path="/system/info",  # READ: a wrong token shows at once (the health check is open)
     snapshot_paths=("/settings",),
     rate_budget=RateBudget(requests=25, seconds=10),  # "25 requests per 10 seconds ... device-wide"
+    target_options={"source_addresses": _source_addresses_problem},
 )
 
-PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE,)}
+PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE, WATTWAECHTER)}

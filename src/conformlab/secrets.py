@@ -11,6 +11,8 @@ import re
 import threading
 
 MASK = "***"
+# Keys whose string values in a device's JSON answer are secrets (a leaked Wi-Fi password, a token pair).
+SECRET_KEY = re.compile(r"password|token|secret|api_?key|hash", re.IGNORECASE)
 _MIN_LENGTH = 3  # shorter values would mask ordinary words; no device takes such a secret
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -26,6 +28,20 @@ def register(*values: str) -> None:
         # longest first, so a secret that contains another is masked whole
         ordered = sorted(_secrets, key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+
+def register_fields(value) -> None:
+    """Register every string under a secret-looking key of a JSON value (at any depth), so that an
+    answer that carries one, by design or by a firmware bug, is masked wherever it is shown."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and SECRET_KEY.search(str(key)):
+                register(item)
+            else:
+                register_fields(item)
+    elif isinstance(value, list):
+        for item in value:
+            register_fields(item)
 
 
 def mask(text):

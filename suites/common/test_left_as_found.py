@@ -8,13 +8,16 @@ back through the documented API and still fails, loudly, naming what had changed
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from conformlab.dut import RestoreError
 
 
 @pytest.mark.req("HARNESS-LEFT-AS-FOUND")
-def test_left_as_found(device):
+def test_left_as_found(device, record_property):
+    record_pacing(device, record_property)
     problems = []
     probe = device.profile.probe_path
     with_credentials = device.client.get(probe)
@@ -37,3 +40,18 @@ def test_left_as_found(device):
         except (RestoreError, AssertionError) as exc:
             problems.append(f"{path} could NOT be restored: {exc}")
     assert not problems, "THE DEVICE IS NOT AS THE RUN FOUND IT:\n" + "\n".join(problems)
+
+
+def record_pacing(device, record_property) -> None:
+    """For a device with a request budget: how close the run came to the floor the budget sets."""
+    budget = device.profile.rate_budget
+    if budget is None:
+        return
+    client = device.client
+    wall = time.monotonic() - device.started
+    floor = client.sent * budget.seconds / budget.requests
+    load = device.load_seconds
+    record_property("pacing", f"{client.sent} requests by the checks in {wall:.0f} s; the budget's floor for them "
+                              f"({budget.requests} per {budget.seconds:g} s) is {floor:.0f} s; "
+                              f"{load:.0f} s went to load scenarios (their own requests not counted); "
+                              f"checks alone took {(wall - load) / floor if floor else 0:.2f} x the floor")

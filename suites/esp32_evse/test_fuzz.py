@@ -10,17 +10,15 @@ is put back afterwards. /credentials is never fuzzed: it would re-key the device
 
 from __future__ import annotations
 
-import hypothesis
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from conformlab.fuzz import load, require_fuzzable, run_generated
 from suites.esp32_evse.evse import OPS, SCHEMA, restoring
 
 EXAMPLES_PER_MODE = 12
-API = schemathesis.openapi.from_path(str(SCHEMA.path), config=schemathesis.Config())
+API = load(SCHEMA)
 FUZZED = [op for op in OPS if op.fuzz and op.path != "/credentials"]
 # not_a_server_error is left out: 520-532 are documented answers of the firmware and Nextion
 # operations. status_code_conformance flags every 5xx an operation does not document (500 included).
@@ -43,23 +41,7 @@ CASES = [pytest.param(op, mode, id=f"{op}-{label}")
 @pytest.mark.req("EVSE-CONV-STATUS", "EVSE-ANSWER-SHAPES")
 @pytest.mark.parametrize("op, mode", CASES)
 def test_generated_requests_get_documented_answers(device, op, mode):
-    if op.is_write and not device.target.emulator and not device.target.destructive:
-        pytest.skip("real hardware: writes are fuzzed only with destructive = true")
-    if op.destructive and not device.target.emulator:
-        pytest.skip(f"real hardware: {op} is never fuzzed ({op.destructive}); random values could not be undone")
-    device.require_operation_allowed(op)
-    operation = API[op.path][op.method]
+    require_fuzzable(device, op)
     checks = CHECKS + ([openapi_checks.negative_data_rejection] if mode is GenerationMode.NEGATIVE else [])
-
-    @hypothesis.settings(max_examples=EXAMPLES_PER_MODE, deadline=None, derandomize=True, database=None,
-                         phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-    def call(case):
-        response = case.call(base_url=device.client.base_url, session=device.client.session)
-        case.validate_response(response, checks=checks)
-
     with restoring(device, op):
-        try:
-            call()
-        except hypothesis.errors.Unsatisfiable:
-            pytest.skip(f"schemathesis can generate no {mode.value} request for {op}")
+        run_generated(device, API, op, mode, checks, EXAMPLES_PER_MODE)

@@ -1,0 +1,281 @@
+"""Shared code of the locustfiles in load/: configuration from the environment, the device user
+(token, source address, request cap), the per-request recorder, the bounded shape, and the steps
+after the timed load (waiting Retry-After, then recovery/retry requests).
+
+Imports locust (which monkey-patches the standard library with gevent): only ever imported in a
+locust process (the `locust` command or `python -m conformlab.load.runner`), never by pytest.
+
+Convention: the host is the device origin plus its API prefix, e.g. http://192.168.1.50/api/v1;
+request paths are below it (/system/alive).
+
+Environment:
+    WW_READ_TOKEN         READ token; sent as `Authorization: Bearer ...` when set (never printed)
+    WW_SOURCE_ADDRESSES   client addresses to send from, comma separated (e.g. 127.0.0.2,127.0.0.3);
+                          users take them round robin
+    WW_RUN_SECONDS        length of the timed load (each locustfile has its default)
+    WW_RATE_PATH          the rate scenario's endpoint (default /system/info)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from locust import HttpUser, LoadTestShape
+from locust.clients import LocustHttpAdapter
+from locust.exception import StopUser
+from urllib3 import PoolManager
+
+from conformlab.load import verdicts
+
+TOKEN_ENV = "WW_READ_TOKEN"
+SOURCES_ENV = "WW_SOURCE_ADDRESSES"
+RUN_SECONDS_ENV = "WW_RUN_SECONDS"
+RATE_PATH_ENV = "WW_RATE_PATH"
+REQUEST_TIMEOUT = 10.0  # seconds; a device that does not answer in time counts as "no answer"
+MAX_WAIT = 30.0  # longest Retry-After honoured (a broken header must not stall the run)
+WAIT_SLACK = 0.25  # waited beyond Retry-After: the device counts from its own clock
+BODY_CHARS = 200
+
+log = logging.getLogger(__name__)
+
+
+def read_token() -> str | None:
+    return os.environ.get(TOKEN_ENV, "").strip() or None
+
+
+def source_addresses() -> list[str]:
+    return [a.strip() for a in os.environ.get(SOURCES_ENV, "").split(",") if a.strip()]
+
+
+def run_seconds(default: float) -> float:
+    return float(os.environ.get(RUN_SECONDS_ENV) or default)
+
+
+def rate_path() -> str:
+    # Reading: "25 requests per 10 seconds" covers every API request, but a real device may exempt
+    # its health check (/system/alive) to stay monitorable. A plain READ endpoint is throttled under
+    # any reading, so the rate scenario uses /system/info (small answer); WW_RATE_PATH overrides.
+    return os.environ.get(RATE_PATH_ENV, "").strip() or "/system/info"
+
+
+def large_paths(today: dt.date | None = None) -> list[str]:
+    """The largest documented answers: a day of 15-min values and a month of daily values
+    (about 43 KB each on the emulator)."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    yesterday, month_ago = today - dt.timedelta(days=1), today - dt.timedelta(days=31)
+    return [f"/history/highRes?date={yesterday.isoformat()}",
+            f"/history/lowRes?start={month_ago.isoformat()}&days=31"]
+
+
+def bind(session: requests.Session, source: str) -> None:
+    """Send this session's requests from `source` (a local address)."""
+    adapter = LocustHttpAdapter(pool_manager=PoolManager(num_pools=4, source_address=(source, 0)))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+
+
+# -- records -----------------------------------------------------------------------------------------
+
+
+def make_record(*, method: str, path: str, name: str, start: float, elapsed_ms: float, response: Any,
+                error: BaseException | None, source: str, kind: str, phase: str) -> dict[str, Any]:
+    """One request as a record of verdicts.py. Never the request headers (the token)."""
+    status = (getattr(response, "status_code", 0) or 0) if response is not None else 0
+    record = {"t": start, "elapsed_ms": round(elapsed_ms, 2), "method": method, "path": path, "name": name,
+              "status": status, "retry_after": None, "content_type": "", "body": "", "source": source,
+              "error": None, "kind": kind, "phase": phase}
+    if status:
+        record.update(retry_after=response.headers.get("Retry-After"),
+                      content_type=response.headers.get("Content-Type", ""),
+                      body=response.content[:BODY_CHARS].decode("utf-8", "replace"))
+    else:  # no HTTP answer; locust keeps the exception on its stand-in response
+        error = error or getattr(response, "error", None)
+        record["error"] = f"{type(error).__name__}: {error}"[:200] if error else "connection error"
+    return record
+
+
+class Recorder:
+    """Collects a record per request from locust's request event."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.sent = 0  # requests started, for the hard cap
+
+    def attach(self, events: Any) -> None:
+        events.request.add_listener(self.on_request)
+
+    def on_request(self, request_type, name, response_time, response_length, response=None, context=None,
+                   exception=None, start_time=None, url=None, **_: Any) -> None:
+        context = context or {}
+        self.records.append(make_record(
+            method=request_type, path=context.get("path", urlsplit(url or "").path), name=name,
+            start=start_time or time.time() - response_time / 1000, elapsed_ms=response_time,
+            response=response, error=exception, source=context.get("source", ""),
+            kind=context.get("kind", ""), phase="load"))
+
+
+RECORDER = Recorder()  # one run per process
+
+
+class DeviceUser(HttpUser):
+    """A client of the device: READ token when given, one of the source addresses, and a hard cap
+    on the requests of the whole run (max_requests, shared by all users)."""
+
+    abstract = True
+    kind = "rate"
+    send_token = True
+    max_requests = 1000
+    _sources = itertools.count()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source = ""
+
+    def on_start(self) -> None:
+        sources = source_addresses()
+        if sources:
+            self.source = sources[next(DeviceUser._sources) % len(sources)]
+            bind(self.client, self.source)
+        token = read_token()
+        if token and self.send_token:
+            self.client.headers["Authorization"] = f"Bearer {token}"
+
+    def context(self) -> dict[str, Any]:
+        return {"source": self.source}
+
+    def get(self, path: str) -> None:
+        if RECORDER.sent >= self.max_requests:
+            raise StopUser()
+        RECORDER.sent += 1
+        self.client.get(path, name=path.split("?")[0], timeout=REQUEST_TIMEOUT,
+                        context={"kind": self.kind, "path": path})
+
+
+class BoundedShape(LoadTestShape):
+    """All users at once for a bounded time, even when the command line gives no -t."""
+
+    abstract = True
+    users = 1
+    seconds = 10.0
+
+    def tick(self) -> tuple[int, float] | None:
+        if self.get_run_time() >= run_seconds(self.seconds):
+            return None
+        return self.users, 100.0
+
+
+# -- after the timed load ------------------------------------------------------------------------------
+
+
+def session_for(source: str, token: str | None) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # loopback / lab network: no proxies
+    if source:
+        bind(session, source)
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def send(base_url: str, path: str, *, source: str, token: str | None, kind: str, phase: str) -> dict[str, Any]:
+    session = session_for(source, token)
+    start, perf = time.time(), time.perf_counter()
+    response, error = None, None
+    try:
+        response = session.get(base_url + path, timeout=REQUEST_TIMEOUT)
+    except requests.RequestException as exc:
+        error = exc
+    finally:
+        session.close()
+    return make_record(method="GET", path=path, name=path.split("?")[0], start=start,
+                       elapsed_ms=(time.perf_counter() - perf) * 1000, response=response, error=error,
+                       source=source, kind=kind, phase=phase)
+
+
+def sleep_until(when: float) -> None:
+    time.sleep(min(MAX_WAIT, max(0.0, when - time.time())))
+
+
+def honouring_retry_after(base_url: str, path: str, *, attempts: int, **kwargs: Any) -> list[dict[str, Any]]:
+    """Ask once; on a 429/503, wait its Retry-After and ask again (at most `attempts` in all)."""
+    records = []
+    for _ in range(attempts):
+        record = send(base_url, path, **kwargs)
+        records.append(record)
+        if record["status"] not in (429, 503):
+            break
+        default = float(verdicts.RETRY_AFTER_429 if record["status"] == 429 else verdicts.RETRY_AFTER_503)
+        sleep_until(verdicts.answered_at(record) + verdicts.retry_after_seconds(record["retry_after"], default)
+                    + WAIT_SLACK)
+    return records
+
+
+def post_run(scenario: str, base_url: str, records: list[dict[str, Any]], *, sources: list[str],
+             token: str | None) -> list[dict[str, Any]]:
+    """The steps after the timed load; returns their records."""
+    load = sorted((r for r in records if r["phase"] == "load"), key=lambda r: r["t"])
+    if not load:
+        return []
+    # Retry-After is counted from the load's last answer: a request accepted after the last 429
+    # holds budget for another window, so waiting from the 429 itself could be too short.
+    last_answer = max(verdicts.answered_at(r) for r in load)
+    last_429 = [r for r in load if r["status"] == 429][-1:]
+    last_503 = [r for r in load if r["status"] == 503][-1:]
+    wait_429 = verdicts.retry_after_seconds(last_429[0]["retry_after"], float(verdicts.RETRY_AFTER_429)) \
+        if last_429 else 0.0
+    wait_503 = verdicts.retry_after_seconds(last_503[0]["retry_after"], float(verdicts.RETRY_AFTER_503)) \
+        if last_503 else 0.0
+    out: list[dict[str, Any]] = []
+    if scenario == "rate_limit":
+        if last_429:  # after waiting Retry-After, requests succeed again, from every address
+            log.info("waiting Retry-After (%g s) before the recovery requests", wait_429)
+            sleep_until(last_answer + wait_429 + WAIT_SLACK)
+            for source in sources or [""]:
+                out.append(send(base_url, rate_path(), source=source, token=token, kind="rate", phase="recovery"))
+        return out
+    source = sources[0] if sources else ""
+    if last_429 or last_503:
+        log.info("waiting Retry-After (%g s) before the retry and the health check", max(wait_429, wait_503))
+        sleep_until(last_answer + max(wait_429, wait_503) + WAIT_SLACK)
+    if last_503:  # a large request after the advertised delay succeeds
+        out += honouring_retry_after(base_url, large_paths()[0], attempts=3, source=source, token=token,
+                                     kind="large", phase="retry")
+    # the health check answers after the load (honouring a 429 if the budget happens to be spent)
+    out += honouring_retry_after(base_url, "/system/alive", attempts=2, source=source, token=None,
+                                 kind="health", phase="after")
+    return out
+
+
+# -- the end of a `locust -f load/...` run -------------------------------------------------------------
+
+
+def install_cli_hooks(scenario: str, events: Any) -> None:
+    """For the `locust` command: record every request, and at the end run the post-load steps,
+    print the verdict and exit 1 when an aspect failed. (The runner drives the same pieces itself:
+    it makes its own Environment, where these hooks do not fire.)"""
+
+    @events.init_command_line_parser.add_listener
+    def _defaults(parser: Any, **_: Any) -> None:
+        # Runnable as is: headless, and nothing listening beyond loopback if someone asks for more.
+        parser.set_defaults(headless=True, web_host="127.0.0.1", master_bind_host="127.0.0.1")
+
+    @events.init.add_listener
+    def _init(environment: Any, **_: Any) -> None:
+        RECORDER.attach(environment.events)
+
+    @events.quitting.add_listener
+    def _quitting(environment: Any, **_: Any) -> None:
+        if environment.runner is not None:
+            environment.runner.stop()
+        RECORDER.records += post_run(scenario, environment.host or "", RECORDER.records,
+                                     sources=source_addresses(), token=read_token())
+        verdict = verdicts.evaluate(scenario, RECORDER.records)
+        print(verdict.text(), flush=True)
+        environment.process_exit_code = 0 if verdict.passed else 1

@@ -1,0 +1,58 @@
+"""Every read's answer against schemas/wattwaechter.yaml, the health check, and schemathesis's
+property-based requests within the device's budget.
+
+Fuzzing spends the device's budget like any other check (its requests go through the target's paced
+session), so the number of generated requests per operation is small and fixed. On real hardware only
+reads are fuzzed unless the target allows destructive steps, and destructive operations never are;
+POST /settings and the token operations are never fuzzed (x-conformlab fuzz: false: a random valid
+body could switch authentication on or re-key the device).
+"""
+
+from __future__ import annotations
+
+import pytest
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from conformlab.checks import answer, ids
+from conformlab.client import expect_json
+from conformlab.fuzz import load, require_fuzzable, run_generated
+from suites.wattwaechter.ww import OPS, READS, SCHEMA, read_params, restoring
+
+
+@pytest.mark.req("WW-ANSWER-SHAPES")
+@pytest.mark.parametrize("op", READS, ids=ids(READS))
+def test_read_answer_matches_the_documented_shape(device, op):
+    response = device.client.get(op.path, params=read_params(op))
+    assert response.status_code in (200, 204), f"a read must be served: {answer(response)}"
+    if response.status_code == 204:
+        assert "204" in op.statuses, f"{op} documents no 204: {answer(response)}"
+        pytest.skip(f"{op}: no data (204); no answer to check")
+    problems = SCHEMA.check_answer(op, response)
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.req("WW-ALIVE", "WW-AUTH-OPEN-ENDPOINTS")
+def test_health_check_answers_alive_without_a_token(device):
+    body = expect_json(device.client.get("/system/alive", auth=None))
+    assert body.get("alive") is True, f"the health check must answer alive: true, got {body!r}"
+    assert isinstance(body.get("version"), str) and body["version"], f"the health check must name the firmware version, got {body!r}"
+
+
+EXAMPLES = 4  # per operation: ~70 requests per target, under 30 s of the device's budget
+API = load(SCHEMA)
+FUZZED = [op for op in OPS if op.fuzz]
+CHECKS = [
+    openapi_checks.status_code_conformance,  # 500 is never declared: any 500 fails
+    openapi_checks.content_type_conformance,
+    openapi_checks.response_headers_conformance,  # Retry-After on 429/503
+    openapi_checks.response_schema_conformance,
+]
+
+
+@pytest.mark.req("WW-ANSWER-SHAPES")
+@pytest.mark.parametrize("op", FUZZED, ids=ids(FUZZED))
+def test_generated_requests_get_documented_answers(device, op):
+    require_fuzzable(device, op)
+    with restoring(device, op):
+        run_generated(device, API, op, GenerationMode.POSITIVE, CHECKS, EXAMPLES)

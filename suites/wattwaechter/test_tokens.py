@@ -1,0 +1,96 @@
+"""The two-phase token renewal: generate (pending, not active), confirm within 60 s (new tokens
+active, old ones refused), no confirm within 60 s (the new ones lapse, the old ones keep working).
+
+Every check here is destructive: a confirm re-keys the device for every client that holds its
+tokens. Pending and new tokens are registered as secrets the moment they arrive, so no report or log
+shows them. On an emulator the old tokens are put back through its control afterwards; on real
+hardware the run continues with the new tokens and hands them to the user in a file only they can
+read (see ww.tokens_kept). The 60-second lapse runs in real time on hardware (marked slow); the
+emulator's token clock is moved forward instead.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conformlab.auth import BearerAuth
+from conformlab.checks import answer
+from suites.wattwaechter.ww import generate_tokens, token_works, tokens_kept
+
+RENEWAL_WINDOW = 60  # seconds: "Activates the new tokens (within 60 seconds)"
+
+
+@pytest.fixture
+def tokens(device):
+    """The target's current tokens; the renewal checks need authentication on to tell tokens apart."""
+    if not device.has_credentials:
+        pytest.skip("needs api_auth_required true and the target's tokens: with authentication off every token is accepted")
+    return dict(device.credentials)
+
+
+def confirm(device, pending_write: str, *, auth=...):
+    kw = {} if auth is ... else {"auth": auth}
+    return device.client.post("/auth/tokens/confirm", json={"new_write_token": pending_write}, **kw)
+
+
+@pytest.mark.req("WW-TOKEN-PENDING")
+@pytest.mark.destructive("starts a token renewal (left pending: it lapses after 60 s)")
+def test_generated_tokens_are_not_active_until_confirmed(device, tokens, notice):
+    with tokens_kept(device, notice) as created:
+        pending = generate_tokens(device)
+        created.append(pending)
+        assert not token_works(device, pending["read_token"]), "a pending READ token must not be accepted before confirm"
+        assert not token_works(device, pending["write_token"]), "a pending WRITE token must not be accepted before confirm"
+        assert token_works(device, tokens["read_token"]), "the current READ token must keep working while a renewal is pending"
+        assert token_works(device, tokens["write_token"]), "the current WRITE token must keep working while a renewal is pending"
+
+
+@pytest.mark.req("WW-TOKEN-CONFIRM", "WW-AUTH-401")
+@pytest.mark.destructive("re-keys the device: the target's tokens stop working")
+def test_confirm_activates_the_new_tokens_and_retires_the_old(device, tokens, notice):
+    with tokens_kept(device, notice) as created:
+        pending = generate_tokens(device)
+        created.append(pending)
+        response = confirm(device, pending["write_token"])
+        assert response.status_code == 200, f"confirm within the window must answer 200: {answer(response)}"
+        assert response.json().get("success") is True, f"confirm must answer success: true: {answer(response)}"
+        assert token_works(device, pending["read_token"]), "after confirm the new READ token must be accepted"
+        write = device.client.get("/settings", auth=BearerAuth(pending["write_token"]))
+        assert write.status_code == 200, f"after confirm the new WRITE token must be accepted: {answer(write)}"
+        assert not token_works(device, tokens["read_token"]), "after confirm the old READ token must be refused (401)"
+        assert not token_works(device, tokens["write_token"]), "after confirm the old WRITE token must be refused (401)"
+
+
+@pytest.mark.req("WW-TOKEN-LAPSE")
+@pytest.mark.destructive("starts a token renewal and lets it lapse")
+@pytest.mark.slow("waits 61 s on real hardware for the renewal window to close")
+def test_unconfirmed_tokens_lapse_after_60_seconds(device, tokens, notice):
+    with tokens_kept(device, notice) as created:
+        pending = generate_tokens(device)
+        created.append(pending)
+        if device.emulator:
+            device.control("advance", {"seconds": RENEWAL_WINDOW + 1})
+        else:
+            time.sleep(RENEWAL_WINDOW + 1)
+        late = confirm(device, pending["write_token"])
+        # The status of a late confirm is not documented; what matters is that nothing is activated.
+        assert late.status_code != 200, f"a confirm {RENEWAL_WINDOW + 1} s after generate must be refused: {answer(late)}"
+        assert 400 <= late.status_code < 500, f"a late confirm is the client's mistake (4xx expected): {answer(late)}"
+        assert not token_works(device, pending["read_token"]), "lapsed tokens must never become active"
+        assert token_works(device, tokens["read_token"]), "after a lapsed renewal the old READ token must keep working"
+        assert token_works(device, tokens["write_token"]), "after a lapsed renewal the old WRITE token must keep working"
+
+
+@pytest.mark.req("WW-TOKEN-CONFIRM", "WW-AUTH-403")
+@pytest.mark.destructive("starts a token renewal (left pending: it lapses after 60 s)")
+def test_confirm_needs_the_write_token(device, tokens, notice):
+    """NOTES: confirm is "sent with the current write token"; the READ token gets 403 and nothing changes."""
+    with tokens_kept(device, notice) as created:
+        pending = generate_tokens(device)
+        created.append(pending)
+        response = confirm(device, pending["write_token"], auth=BearerAuth(tokens["read_token"]))
+        assert response.status_code == 403, f"confirm with the READ token must get 403: {answer(response)}"
+        assert not token_works(device, pending["read_token"]), "a refused confirm must not activate the pending tokens"
+        assert token_works(device, tokens["read_token"]), "a refused confirm must leave the current tokens working"
