@@ -26,11 +26,11 @@ def needs_tokens(device) -> None:
 
 @pytest.mark.req("WW-AUTH-OPEN")
 @pytest.mark.parametrize("op", OPS, ids=ids(OPS))
-def test_every_operation_accepted_without_a_token_when_auth_is_off(device, op):
+def test_every_operation_accepted_without_a_token_when_auth_is_off(device, op, notice):
     if device.has_credentials:
         pytest.skip("the target has tokens (api_auth_required true); the token matrix applies instead")
     device.require_operation_allowed(op)
-    with restoring(device, op):
+    with tokens_kept(device, notice, op), restoring(device, op):
         response, expected = harmless_request(device, op, auth=None)
     assert_status(response, expected, "authentication is off, so the request must be served")
 
@@ -41,13 +41,14 @@ REFUSALS = [pytest.param(op, kind, id=f"{op}-{kind}")
 
 @pytest.mark.req("WW-AUTH-401", "WW-AUTH-BEARER")
 @pytest.mark.parametrize("op, kind", REFUSALS)
-def test_missing_or_wrong_token_refused_401(device, op, kind):
+def test_missing_or_wrong_token_refused_401(device, op, kind, notice):
     needs_tokens(device)
     device.require_operation_allowed(op)
     auth = None if kind == "no-token" else wrong_token()
     body = changing_body(device, op) if op.body_kind else None
-    response = assert_refused(device, op, 401, f"a request with {kind.replace('-', ' ')} must be refused",
-                              lambda: send(device, op, body=body, auth=auth, params=read_params(op)))
+    with tokens_kept(device, notice, op):
+        response = assert_refused(device, op, 401, f"a request with {kind.replace('-', ' ')} must be refused",
+                                  lambda: send(device, op, body=body, auth=auth, params=read_params(op)))
     challenge = response.headers.get("WWW-Authenticate", "")
     if challenge:  # not in the document; RFC 6750 says which scheme it must name
         assert challenge.lower().startswith("bearer"), f"a 401 challenge must name the Bearer scheme, got {challenge!r}"
@@ -55,12 +56,13 @@ def test_missing_or_wrong_token_refused_401(device, op, kind):
 
 @pytest.mark.req("WW-AUTH-403")
 @pytest.mark.parametrize("op", WRITE_OPS, ids=ids(WRITE_OPS))
-def test_read_token_refused_403_on_write_endpoints(device, op):
+def test_read_token_refused_403_on_write_endpoints(device, op, notice):
     needs_tokens(device)
     device.require_operation_allowed(op)
     body = changing_body(device, op) if op.body_kind else None
-    assert_refused(device, op, 403, "a READ token on a WRITE endpoint must be refused",
-                   lambda: send(device, op, body=body, auth=device.auth_level("read")))
+    with tokens_kept(device, notice, op):
+        assert_refused(device, op, 403, "a READ token on a WRITE endpoint must be refused",
+                       lambda: send(device, op, body=body, auth=device.auth_level("read")))
 
 
 @pytest.mark.req("WW-AUTH-BEARER")
@@ -73,10 +75,10 @@ def test_read_token_reads(device, op):
 
 @pytest.mark.req("WW-AUTH-BEARER", "WW-AUTH-WRITE-READS")
 @pytest.mark.parametrize("op", READ_OPS + WRITE_OPS, ids=ids(READ_OPS + WRITE_OPS))
-def test_write_token_reads_and_writes(device, op):
+def test_write_token_reads_and_writes(device, op, notice):
     needs_tokens(device)
     device.require_operation_allowed(op)
-    with restoring(device, op):
+    with tokens_kept(device, notice, op), restoring(device, op):
         response, expected = harmless_request(device, op, auth=device.auth_level("write"))
     assert_status(response, expected, "the WRITE token must be accepted")
 
@@ -128,9 +130,8 @@ def test_auth_can_be_switched_on_when_it_is_off(device, notice):
     and the 403, switch it off again. On real hardware the new tokens are handed to the user."""
     if device.has_credentials:
         pytest.skip("the target has tokens (auth is on); test_auth_can_be_switched_off_and_on applies instead")
-    with tokens_kept(device, notice) as created, restoring(device, device.schema.operation("POST", "/settings")):
+    with tokens_kept(device, notice), restoring(device, device.schema.operation("POST", "/settings")):
         tokens = generate_tokens(device)
-        created.append(tokens)
         confirm = device.client.post("/auth/tokens/confirm", json={"new_write_token": tokens["write_token"]})
         assert confirm.status_code == 200, f"confirm within the window must answer 200: {answer(confirm)}"
         if not device.emulator:

@@ -38,9 +38,8 @@ def confirm(device, pending_write: str, *, auth=...):
 @pytest.mark.req("WW-TOKEN-PENDING")
 @pytest.mark.destructive("starts a token renewal (left pending: it lapses after 60 s)")
 def test_generated_tokens_are_not_active_until_confirmed(device, tokens, notice):
-    with tokens_kept(device, notice) as created:
+    with tokens_kept(device, notice):
         pending = generate_tokens(device)
-        created.append(pending)
         assert not token_works(device, pending["read_token"]), "a pending READ token must not be accepted before confirm"
         assert not token_works(device, pending["write_token"]), "a pending WRITE token must not be accepted before confirm"
         assert token_works(device, tokens["read_token"]), "the current READ token must keep working while a renewal is pending"
@@ -50,9 +49,8 @@ def test_generated_tokens_are_not_active_until_confirmed(device, tokens, notice)
 @pytest.mark.req("WW-TOKEN-CONFIRM", "WW-AUTH-401")
 @pytest.mark.destructive("re-keys the device: the target's tokens stop working")
 def test_confirm_activates_the_new_tokens_and_retires_the_old(device, tokens, notice):
-    with tokens_kept(device, notice) as created:
+    with tokens_kept(device, notice):
         pending = generate_tokens(device)
-        created.append(pending)
         response = confirm(device, pending["write_token"])
         assert response.status_code == 200, f"confirm within the window must answer 200: {answer(response)}"
         assert response.json().get("success") is True, f"confirm must answer success: true: {answer(response)}"
@@ -67,9 +65,8 @@ def test_confirm_activates_the_new_tokens_and_retires_the_old(device, tokens, no
 @pytest.mark.destructive("starts a token renewal and lets it lapse")
 @pytest.mark.slow("waits 61 s on real hardware for the renewal window to close")
 def test_unconfirmed_tokens_lapse_after_60_seconds(device, tokens, notice):
-    with tokens_kept(device, notice) as created:
+    with tokens_kept(device, notice):
         pending = generate_tokens(device)
-        created.append(pending)
         if device.emulator:
             device.control("advance", {"seconds": RENEWAL_WINDOW + 1})
         else:
@@ -87,9 +84,8 @@ def test_unconfirmed_tokens_lapse_after_60_seconds(device, tokens, notice):
 @pytest.mark.destructive("starts a token renewal (left pending: it lapses after 60 s)")
 def test_confirm_needs_the_write_token(device, tokens, notice):
     """NOTES: confirm is "sent with the current write token"; the READ token gets 403 and nothing changes."""
-    with tokens_kept(device, notice) as created:
+    with tokens_kept(device, notice):
         pending = generate_tokens(device)
-        created.append(pending)
         response = confirm(device, pending["write_token"], auth=BearerAuth(tokens["read_token"]))
         assert response.status_code == 403, f"confirm with the READ token must get 403: {answer(response)}"
         assert not token_works(device, pending["read_token"]), "a refused confirm must not activate the pending tokens"

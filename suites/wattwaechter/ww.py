@@ -120,10 +120,17 @@ def assert_status(response, expected: set[int] | None, why: str) -> None:
 # -- tokens ----------------------------------------------------------------------------------------
 
 
+# Every token pair a device handed out during the run: if a device activates one (on purpose or by
+# a fault), the run can go on with it and hand it to the user.
+_handed_out: list[dict[str, str]] = []
+
+
 def keep_pending_secret(response) -> dict[str, str]:
     """The pending tokens of a generate answer, registered as secrets before anything can show them."""
     pending = (response.json() or {}).get("pending") or {}
     secrets.register(*(value for value in pending.values() if isinstance(value, str)))
+    if pending.get("token_read") and pending.get("token_write"):
+        _handed_out.append({"read_token": pending["token_read"], "write_token": pending["token_write"]})
     return pending
 
 
@@ -158,18 +165,20 @@ def hand_over(device: DeviceUnderTest, tokens: dict[str, str]) -> Path:
 
 
 @contextlib.contextmanager
-def tokens_kept(device: DeviceUnderTest, notice):
-    """Whatever a token check did, the run goes on with tokens that work.
+def tokens_kept(device: DeviceUnderTest, notice, op: Operation | None = None):
+    """Whatever a token check (or a request of `op`, when it is a token operation) did, the run goes
+    on with tokens that work.
 
-    The block appends every token pair it created to the yielded list. Afterwards: if the run's own
-    tokens still work, nothing happens. Otherwise the device was re-keyed (on purpose or by a
-    fault): an emulator gets its old tokens back through its control; real hardware keeps the new
-    ones, the run continues with them, and they are written to a file only the user can read.
-    (A device without authentication has no tokens in the target to lose.)"""
-    created: list[dict[str, str]] = []
+    If the run's own tokens still work afterwards, nothing happens. Otherwise the device was re-keyed
+    (on purpose or by a fault): an emulator gets its old tokens back through its control; real
+    hardware keeps the new ones, the run continues with them, and they are written to a file only the
+    user can read. (A device without authentication has no tokens in the target to lose.)"""
+    if op is not None and not op.path.startswith("/auth/tokens/"):
+        yield
+        return
     emulator_tokens = device.control("tokens") if device.emulator else None
     try:
-        yield created
+        yield
     finally:
         if device.emulator:
             keys = ("read_token", "write_token")
@@ -177,7 +186,7 @@ def tokens_kept(device: DeviceUnderTest, notice):
             if any(now[key] != emulator_tokens[key] for key in keys):
                 device.control("tokens", {key: emulator_tokens[key] for key in keys})
         elif device.credentials.get("read_token") and not token_works(device, device.credentials["read_token"]):
-            active = next((pair for pair in reversed(created) if token_works(device, pair["read_token"])), None)
+            active = next((pair for pair in reversed(_handed_out) if token_works(device, pair["read_token"])), None)
             if active is None:
                 pytest.fail(f"{device.target.name}: neither the target's tokens nor the renewed ones work any more; "
                             "the device must be re-keyed by hand", pytrace=False)
