@@ -81,3 +81,23 @@ def test_transcript_and_curl_mask_credentials():
         text = "\n".join(render_exchange(ex) + "\n" + curl_line(ex) for ex in client.transcript)
     assert "client-test-pw" not in text and "Authorization: Basic ***" in text
     assert secrets.mask("x client-test-pw y") == "x *** y"
+
+
+def test_pacer_counts_only_the_documented_api(busy_server):
+    """Requests outside the API prefix (an emulator's controls) neither wait for nor spend the budget."""
+    url, seen = busy_server
+    client = DeviceClient(url, "/api", rate_budget=RateBudget(requests=3, seconds=5))
+    client.get("/x", retry=False)
+    started = time.monotonic()
+    for _ in range(4):
+        client.get(url + "/__emulator__/counters")
+    assert time.monotonic() - started < 1.0 and client.sent == 1
+    client.get("/y")
+    assert client.sent == 2 and len(client.pacer.sent) == 2
+
+
+def test_answer_fields_that_look_secret_are_masked():
+    """A token pair or a password in a device's JSON answer is masked wherever the exchange is shown."""
+    secrets.register_fields({"pending": {"token_read": "answer-token-r1", "token_write": "answer-token-w1"},
+                             "wifi": [{"password": "answer-wifi-pw"}], "password_enable": True, "count": 3})
+    assert secrets.mask("answer-token-r1 answer-token-w1 answer-wifi-pw True 3") == "*** *** *** True 3"

@@ -71,7 +71,7 @@ CATCHERS = {"esp32-evse": {
     "settings_return_passwords": "test_settings_never_return_passwords",
     "alive_requires_token": "test_open_endpoints_need_no_token_with_auth_on",
     "missing_token_403": "test_missing_or_wrong_token_refused_401",
-    "history_days_unchecked": "test_low_res_days_outside_1_to_31_refused",
+    "history_days_unchecked": "test_low_res_days_outside_1_to_31_not_served",
     "history_range_off_by_one": "test_low_res_is_one_value_per_day_of_the_range",
     "latest_empty_200": "test_latest_is_204_without_a_reading",
 }}

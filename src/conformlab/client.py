@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -173,7 +174,7 @@ class DeviceClient:
         self.name = name
         self.pacer = Pacer(rate_budget) if rate_budget else None
         self.transcript: deque[Exchange] = deque(maxlen=TRANSCRIPT_LIMIT)
-        self.sent = 0
+        self.sent = 0  # requests to the documented API
         self._seq = 0
         self.session = self._new_session()
 
@@ -186,30 +187,25 @@ class DeviceClient:
         s.auth = self.auth
         s.trust_env = False  # a lab proxy setting must not reroute traffic to the device
         s.hooks["response"].append(self._record)
-        if self.pacer:
-            pacer = self.pacer
-            original = s.send
+        original = s.send
 
-            def paced_send(request, **kwargs):
-                pacer.wait()
+        def counted_send(request, **kwargs):
+            # Only the documented API counts: the budget is the device's ("API requests"), and an
+            # emulator's /__emulator__/ controls are not part of it.
+            if urlsplit(request.url).path.startswith(self.prefix):
+                if self.pacer:
+                    self.pacer.wait()
                 self.sent += 1
-                return original(request, **kwargs)
+            return original(request, **kwargs)
 
-            s.send = paced_send
-        else:
-            original = s.send
-
-            def counted_send(request, **kwargs):
-                self.sent += 1
-                return original(request, **kwargs)
-
-            s.send = counted_send
+        s.send = counted_send
         return s
 
     def _record(self, response, *args, **kwargs):
-        if response.headers.get("Content-Type", "").startswith(JSON) and len(response.content) < 1_000_000:
+        # Whatever the Content-Type says: a faulty device may leak a password under text/plain.
+        if len(response.content) < 1_000_000 and response.content.lstrip()[:1] in (b"{", b"["):
             try:
-                secrets.register_fields(response.json())
+                secrets.register_fields(jsonlib.loads(response.content))
             except ValueError:
                 pass
         self._append(Exchange(response, response.request.method, response.request.url))

@@ -112,9 +112,12 @@ class DeviceUnderTest:
         op = self.schema.match("POST", path)
         if op is not None:
             wanted = self.writable(op, old)
-            if self.writable(op, self.read(path)) == wanted:
+            current = self.writable(op, self.read(path))
+            if current == wanted:
                 return
-            response = self.client.post(path, json=wanted)
+            # Only what differs: writing a whole settings object back would re-apply (and may
+            # restart) Wi-Fi or MQTT on a device whose partial writes apply only the keys sent.
+            response = self.client.post(path, json=_changed_part(current, wanted))
             if response.status_code != 200:
                 raise RestoreError(f"could not restore {path}: POST answered {response.status_code} {response.text[:120]}")
             now = self.writable(op, self.read(path))
@@ -144,6 +147,13 @@ class DeviceUnderTest:
                     problems.append(str(exc))
             if problems:
                 raise RestoreError("; ".join(problems))
+
+
+def _changed_part(current, wanted):
+    """The part of `wanted` that differs from `current`, nested objects compared key by key."""
+    if not (isinstance(current, dict) and isinstance(wanted, dict)):
+        return wanted
+    return {key: _changed_part(current.get(key), value) for key, value in wanted.items() if current.get(key) != value}
 
 
 def _filter_to_schema(schema_doc: DeviceSchema, schema, value):

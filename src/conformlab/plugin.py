@@ -145,8 +145,13 @@ def _keep_targets_together(config, target_count: int) -> None:
                 and not config.option.usepdb and not config.option.collectonly):
             config.option.numprocesses = target_count
             config.option.tx = ["popen"] * target_count  # what xdist derives from -n, before this hook
-        if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("load", "no"):
-            config.option.dist = "loadgroup"
+        if getattr(config.option, "numprocesses", None):
+            dist = getattr(config.option, "dist", "no")
+            if dist in ("load", "no"):
+                config.option.dist = "loadgroup"
+            elif dist != "loadgroup":
+                raise pytest.UsageError(f"--dist {dist} would spread one target's checks over several workers (its "
+                                        "state and rate budget are shared); leave --dist out: loadgroup is used")
     elif getattr(config.known_args_namespace, "dist", "no") in ("load", "no", "loadgroup"):
         config.option.loadgroup = True
 

@@ -7,8 +7,10 @@ transcripts, logs and test ids pass through `mask()`.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+from pathlib import Path
 
 MASK = "***"
 # Keys whose string values in a device's JSON answer are secrets (a leaked Wi-Fi password, a token pair).
@@ -52,3 +54,16 @@ def mask(text):
     if isinstance(text, bytes):
         return mask(text.decode("utf-8", "replace")).encode()
     return pattern.sub(MASK, text)
+
+
+def write_private(name: str, text: str) -> Path:
+    """Write `text` to ~/.conformlab/<name>, readable only by the user (for secrets a run must hand
+    over, e.g. credentials it could not put back). Never into a report: the caller names the path."""
+    folder = Path.home() / ".conformlab"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / name
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an older file keeps its mode otherwise
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    return path

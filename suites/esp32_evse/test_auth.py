@@ -8,13 +8,12 @@ Changing the credentials themselves is destructive and puts the old ones back.
 
 from __future__ import annotations
 
-import os
 import secrets as random_secrets
-from pathlib import Path
 
 import pytest
 import requests
 
+from conformlab import secrets
 from conformlab.auth import BasicAuth
 from conformlab.checks import answer, ids, send
 from suites.esp32_evse.evse import (
@@ -120,10 +119,7 @@ def restore_credentials(device, temporary: dict) -> None:
                 return
         except (requests.RequestException, AssertionError):
             continue
-    keep = Path.home() / ".conformlab" / f"{device.target.name}-temporary-credentials"
-    keep.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(f"user={temporary['user']}\npassword={temporary['password']}\n")
+    keep = secrets.write_private(f"{device.target.name}-temporary-credentials",
+                                 f"user={temporary['user']}\npassword={temporary['password']}\n")
     pytest.fail(f"could not restore the original credentials of {device.target.name}; the device may still have the "
                 f"temporary user 'conformlab', whose password is in {keep} (readable only by you)", pytrace=False)

@@ -14,7 +14,7 @@ import pytest
 from conformlab.auth import BearerAuth
 from conformlab.checks import answer, ids, send
 from suites.wattwaechter.ww import (
-    OPEN_OPS, OPS, READ_OPS, WRITE_OPS, assert_refused, assert_status, changing_body, generate_tokens, hand_over,
+    OPEN_OPS, OPS, READ_OPS, WRITE_OPS, assert_refused, assert_status, changing_body, generate_tokens,
     harmless_request, read_params, restoring, token_works, tokens_kept, wrong_token,
 )
 
@@ -47,11 +47,9 @@ def test_missing_or_wrong_token_refused_401(device, op, kind, notice):
     auth = None if kind == "no-token" else wrong_token()
     body = changing_body(device, op) if op.body_kind else None
     with tokens_kept(device, notice, op):
-        response = assert_refused(device, op, 401, f"a request with {kind.replace('-', ' ')} must be refused",
-                                  lambda: send(device, op, body=body, auth=auth, params=read_params(op)))
-    challenge = response.headers.get("WWW-Authenticate", "")
-    if challenge:  # not in the document; RFC 6750 says which scheme it must name
-        assert challenge.lower().startswith("bearer"), f"a 401 challenge must name the Bearer scheme, got {challenge!r}"
+        assert_refused(device, op, 401, f"a request with {kind.replace('-', ' ')} must be refused",
+                       lambda: send(device, op, body=body, auth=auth, params=read_params(op)))
+    # The document names no WWW-Authenticate challenge for the 401, so none is required here.
 
 
 @pytest.mark.req("WW-AUTH-403")
@@ -124,18 +122,18 @@ def test_auth_can_be_switched_off_and_on(device):
 
 
 @pytest.mark.req("WW-AUTH-ENABLE", "WW-TOKEN-CONFIRM")
-@pytest.mark.destructive("renews the device's tokens to know them, then switches authentication on and off again")
+@pytest.mark.emulator_only("with authentication off no token can be verified before it is switched on: on a device "
+                           "whose confirm failed silently, switching it on would lock everyone out")
 def test_auth_can_be_switched_on_when_it_is_off(device, notice):
     """Without tokens in the target: renew the tokens (to know them), switch auth on, check the gate
-    and the 403, switch it off again. On real hardware the new tokens are handed to the user."""
+    and the 403, switch it off again. Real hardware without tokens runs the other half
+    (test_auth_can_be_switched_off_and_on) once its tokens are in the target."""
     if device.has_credentials:
         pytest.skip("the target has tokens (auth is on); test_auth_can_be_switched_off_and_on applies instead")
     with tokens_kept(device, notice), restoring(device, device.schema.operation("POST", "/settings")):
         tokens = generate_tokens(device)
         confirm = device.client.post("/auth/tokens/confirm", json={"new_write_token": tokens["write_token"]})
         assert confirm.status_code == 200, f"confirm within the window must answer 200: {answer(confirm)}"
-        if not device.emulator:
-            notice(f"the device's tokens were renewed; the new ones are in {hand_over(device, tokens)} (readable only by you)")
         read, write = BearerAuth(tokens["read_token"]), BearerAuth(tokens["write_token"])
         try:
             set_auth_required(device, True, write)

@@ -25,8 +25,9 @@ def day_epoch(day: str) -> int:
 
 
 def history(device, path: str, **params):
+    """The answer's JSON, or None without data: 204, or 400 from older firmware (NOTES)."""
     response = device.client.get(path, params=params)
-    if response.status_code == 204:
+    if response.status_code == 204 or (response.status_code == 400 and path != "/history/latest"):
         return None
     problems = SCHEMA.check_answer(SCHEMA.operation("GET", path), response)
     assert not problems, "; ".join(problems)
@@ -38,7 +39,7 @@ def test_high_res_is_quarter_hours_of_the_day_asked_for(device):
     day = utc_day(1)
     data = history(device, "/history/highRes", date=day)
     if data is None:
-        pytest.skip(f"no 15-minute data for {day} (204)")
+        pytest.skip(f"no 15-minute data for {day} (204, or 400 from older firmware)")
     stamps = [item["timestamp"] for item in data.get("items", [])]
     assert stamps, f"a 200 answer for {day} must list its quarter hours"
     assert len(stamps) <= MAX_QUARTERS, f"one day has at most {MAX_QUARTERS} quarter hours, got {len(stamps)}"
@@ -56,7 +57,7 @@ def test_low_res_is_one_value_per_day_of_the_range(device, days):
     start = utc_day(days + 3)  # the whole range lies in the past
     data = history(device, "/history/lowRes", start=start, days=days)
     if data is None:
-        pytest.skip(f"no daily values from {start} for {days} days (204)")
+        pytest.skip(f"no daily values from {start} for {days} days (204, or 400 from older firmware)")
     dates = [item["date"][:10] for item in data.get("items", [])]
     last = (dt.date.fromisoformat(start) + dt.timedelta(days=days - 1)).isoformat()
     assert len(dates) <= days, f"days={days} asks for at most {days} daily values, got {len(dates)}"
@@ -65,26 +66,33 @@ def test_low_res_is_one_value_per_day_of_the_range(device, days):
     assert not outside, f"start={start}&days={days} covers {start} .. {last}; the answer also has {outside}"
 
 
+# NOTES: "days is 1-31". What the device answers outside that range is not documented. Reading: it
+# must not serve more than 31 days nor data for a range that is not one: a refusal (4xx), or "no
+# data" (204) for 0, -1 or a word, and for 32 at most 31 daily values (clamping is not a violation).
 @pytest.mark.req("WW-HISTORY-LOWRES")
 @pytest.mark.parametrize("days", ["0", "32", "-1", "seven"])
-def test_low_res_days_outside_1_to_31_refused(device, days):
-    # NOTES: "days is 1-31". The refusal status is not documented; 400 is the one client-error status
-    # the history endpoints are known to answer (NOTES: older firmware's no-data answer), so 400 it is.
+def test_low_res_days_outside_1_to_31_not_served(device, days):
     response = device.client.get("/history/lowRes", params={"start": utc_day(40), "days": days})
-    assert response.status_code == 400, f"days={days} is outside 1-31 and must be refused with 400: {answer(response)}"
+    if 400 <= response.status_code < 500 or response.status_code == 204:
+        return
+    assert response.status_code == 200, f"days={days} is outside 1-31: expected a refusal or no data: {answer(response)}"
+    items = expect_json(response).get("items", [])
+    assert days == "32" and len(items) <= 31, f"days={days} is outside 1-31 but the answer has {len(items)} daily values"
 
 
+# The day must be a real YYYY-MM-DD date. Reading: a malformed day is refused (4xx) or has no data
+# (204); data for it (200) is a violation. A missing parameter is not probed: the document does not
+# say the device may not default it.
 @pytest.mark.req("WW-HISTORY-HIGHRES", "WW-HISTORY-LOWRES")
 @pytest.mark.parametrize("path, params", [
-    ("/history/highRes", {}),
     ("/history/highRes", {"date": "2025-13-01"}),
     ("/history/highRes", {"date": "yesterday"}),
-    ("/history/lowRes", {"days": "7"}),
     ("/history/lowRes", {"start": "2025-02-30", "days": "7"}),
-], ids=["highRes-no-date", "highRes-month-13", "highRes-word", "lowRes-no-start", "lowRes-february-30"])
-def test_history_without_a_valid_day_refused(device, path, params):
+], ids=["highRes-month-13", "highRes-word", "lowRes-february-30"])
+def test_history_of_a_malformed_day_not_served(device, path, params):
     response = device.client.get(path, params=params)
-    assert response.status_code == 400, f"the day must be a real YYYY-MM-DD date; expected 400: {answer(response)}"
+    assert 400 <= response.status_code < 500 or response.status_code == 204, (
+        f"{params} is not a real YYYY-MM-DD date; expected a refusal (4xx) or no data (204): {answer(response)}")
 
 
 @pytest.mark.req("WW-HISTORY-NO-DATA")

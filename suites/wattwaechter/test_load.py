@@ -16,13 +16,13 @@ import time
 
 import pytest
 
-from conformlab.load import ScenarioResult, run_scenario
+from conformlab.load import ScenarioError, ScenarioResult, run_scenario
 from conformlab.schema import project_root
 
 LOOPBACK_SOURCES = ["127.0.0.2", "127.0.0.3"]  # emulator targets: two clients on loopback
 SCENARIO_TIMEOUT = 180  # seconds; a scenario takes about 25
 
-_results: dict[tuple[str, str], ScenarioResult] = {}
+_results: dict[tuple[str, str], ScenarioResult | ScenarioError] = {}
 
 
 def source_addresses(device) -> list[str]:
@@ -33,17 +33,25 @@ def scenario(device, name: str) -> tuple[ScenarioResult, bool]:
     """The scenario's result for this target, and whether this call ran it."""
     key = (device.target.name, name)
     if key in _results:
+        if isinstance(_results[key], ScenarioError):
+            raise _results[key]  # ran once for this target; not again for each aspect
         return _results[key], False
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = project_root() / "reports" / "load" / f"{device.target.name}-{name}-{stamp}"
     pacer = device.client.pacer
     started = time.monotonic()
+    last_request_at = time.time()
     try:
         pacer.refill()  # a fresh budget: a full window without a request of ours
         result = run_scenario(name, device.client.base_url, read_token=device.credentials.get("read_token"),
                               source_addresses=source_addresses(device), out_dir=out_dir, timeout=SCENARIO_TIMEOUT)
-        pacer.refill(last_request_at=result.last_request_at)  # and the budget refills before the next check
+        last_request_at = result.last_request_at
+    except ScenarioError as error:
+        _results[key] = error
+        last_request_at = time.time()  # a scenario that broke off may have spent the budget until now
+        raise
     finally:
+        pacer.refill(last_request_at=last_request_at)  # the budget refills before anything else is sent
         device.load_seconds += time.monotonic() - started
     _results[key] = result
     return result, True
@@ -56,13 +64,17 @@ def attach_evidence(report_extra, result: ScenarioResult) -> None:
     report_extra(text=result.verdict_text + "\n\n" + result.stats_text, name=f"locust statistics ({result.name})")
 
 
-def check_aspect(device, report_extra, name: str, aspect: str) -> ScenarioResult:
+def scenario_with_evidence(device, report_extra, name: str) -> ScenarioResult:
+    """The scenario's result; the check that ran it carries its statistics and chart in the report."""
     result, ran = scenario(device, name)
     if ran:
         attach_evidence(report_extra, result)
-    problems = result.verdicts[aspect]
-    assert not problems, f"{name} scenario, {aspect}:\n" + "\n".join(problems)
     return result
+
+
+def assert_aspect(result: ScenarioResult, aspect: str) -> None:
+    problems = result.verdicts[aspect]
+    assert not problems, f"{result.name} scenario, {aspect}:\n" + "\n".join(problems)
 
 
 RATE_ASPECTS = [
@@ -78,7 +90,8 @@ RATE_ASPECTS = [
 def test_rate_limit_under_load(device, report_extra, aspect):
     if aspect == "shared_budget" and len(source_addresses(device)) < 2:
         pytest.skip("needs two client addresses: set source_addresses in the target (addresses of this host the lab routes)")
-    result = check_aspect(device, report_extra, "rate_limit", aspect)
+    result = scenario_with_evidence(device, report_extra, "rate_limit")
+    assert_aspect(result, aspect)
     if aspect == "rejections":
         assert result.triggered, "the load never drew a 429: the device accepted more than 25 requests per 10 s"
 
@@ -93,7 +106,7 @@ HEAP_ASPECTS = [
 
 @pytest.mark.parametrize("aspect", HEAP_ASPECTS)
 def test_heap_protection_under_load(device, report_extra, notice, aspect):
-    result, _ = scenario(device, "heap")
+    result = scenario_with_evidence(device, report_extra, "heap")
     if not result.triggered and aspect in ("rejections", "retry"):
         if device.target.emulator:
             pytest.fail("heap protection was not triggered: the emulator's concurrent large answers must drive the "
@@ -102,4 +115,4 @@ def test_heap_protection_under_load(device, report_extra, notice, aspect):
             notice("heap protection was not triggered: concurrent large history requests never drew a 503, so the "
                    "503 answer and the retry after it are unverified on this device")
         pytest.skip("heap protection was not triggered on this device (no 503 under concurrent large history requests)")
-    check_aspect(device, report_extra, "heap", aspect)
+    assert_aspect(result, aspect)

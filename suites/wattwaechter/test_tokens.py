@@ -17,7 +17,7 @@ import pytest
 
 from conformlab.auth import BearerAuth
 from conformlab.checks import answer
-from suites.wattwaechter.ww import generate_tokens, token_works, tokens_kept
+from suites.wattwaechter.ww import SCHEMA, generate_tokens, token_works, tokens_kept
 
 RENEWAL_WINDOW = 60  # seconds: "Activates the new tokens (within 60 seconds)"
 
@@ -51,12 +51,22 @@ def test_generated_tokens_are_not_active_until_confirmed(device, tokens, notice)
 def test_confirm_activates_the_new_tokens_and_retires_the_old(device, tokens, notice):
     with tokens_kept(device, notice):
         pending = generate_tokens(device)
+        if device.emulator:  # late in the window, not only at once (real hardware confirms at once)
+            device.control("advance", {"seconds": RENEWAL_WINDOW - 5})
         response = confirm(device, pending["write_token"])
         assert response.status_code == 200, f"confirm within the window must answer 200: {answer(response)}"
+        problems = SCHEMA.check_answer(SCHEMA.operation("POST", "/auth/tokens/confirm"), response)
+        assert not problems, "; ".join(problems)
         assert response.json().get("success") is True, f"confirm must answer success: true: {answer(response)}"
         assert token_works(device, pending["read_token"]), "after confirm the new READ token must be accepted"
-        write = device.client.get("/settings", auth=BearerAuth(pending["write_token"]))
-        assert write.status_code == 200, f"after confirm the new WRITE token must be accepted: {answer(write)}"
+        new_write, new_read = BearerAuth(pending["write_token"]), BearerAuth(pending["read_token"])
+        current = device.client.get("/settings", auth=new_write)
+        assert current.status_code == 200, f"after confirm the new WRITE token must read: {answer(current)}"
+        led = current.json().get("ledEnable", True)
+        wrote = device.client.post("/settings", json={"ledEnable": led}, auth=new_write)  # the value it holds
+        assert wrote.status_code == 200, f"after confirm the new WRITE token must write: {answer(wrote)}"
+        refused = device.client.post("/settings", json={"ledEnable": led}, auth=new_read)
+        assert refused.status_code == 403, f"after confirm the new READ token must get 403 on a write: {answer(refused)}"
         assert not token_works(device, tokens["read_token"]), "after confirm the old READ token must be refused (401)"
         assert not token_works(device, tokens["write_token"]), "after confirm the old WRITE token must be refused (401)"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import secrets as random_secrets
 from pathlib import Path
 
@@ -94,16 +93,22 @@ def harmless_request(device: DeviceUnderTest, op: Operation, auth=...):
     the statuses a conforming device may answer once authentication has let the request through."""
     kw = {} if auth is ... else {"auth": auth}
     if op.method == "GET":
-        return device.client.get(op.path, params=read_params(op), **kw), {200, 204}
+        return device.client.get(op.path, params=read_params(op), **kw), served_statuses(op)
     if op.path == "/settings":  # writes back the value the device already holds
         body = {"ledEnable": device.read("/settings").get("ledEnable", True)}
         return send(device, op, body=body, **kw), {200}
     if op.body_kind and op.path in INERT_BODIES:
         return send(device, op, body=INERT_BODIES[op.path], **kw), {400}
     response = send(device, op, **kw)
-    if op.path == "/auth/tokens/generate" and response.status_code == 200:
-        keep_pending_secret(response)
+    if op.path == "/auth/tokens/generate":
+        keep_pending_secret(device, response)
     return response, None  # destructive operations: only "not refused for auth" is promised
+
+
+def served_statuses(op: Operation) -> set[int]:
+    """The documented answers of a read that got past authentication and the device's limits (e.g.
+    204 without data, 404 for a log file that does not exist)."""
+    return {int(status) for status in op.statuses if status.isdigit()} - {401, 403, 429, 503}
 
 
 def wrong_token() -> BearerAuth:
@@ -119,18 +124,25 @@ def assert_status(response, expected: set[int] | None, why: str) -> None:
 
 # -- tokens ----------------------------------------------------------------------------------------
 
-
 # Every token pair a device handed out during the run: if a device activates one (on purpose or by
 # a fault), the run can go on with it and hand it to the user.
 _handed_out: list[dict[str, str]] = []
 
 
-def keep_pending_secret(response) -> dict[str, str]:
-    """The pending tokens of a generate answer, registered as secrets before anything can show them."""
-    pending = (response.json() or {}).get("pending") or {}
+def keep_pending_secret(device: DeviceUnderTest, response) -> dict[str, str]:
+    """The pending tokens of a generate answer: registered as secrets before anything can show them,
+    and on real hardware written at once to the user's private file (a run killed between a confirm
+    and its clean-up must not leave the user without the device's tokens)."""
+    try:
+        pending = (response.json() or {}).get("pending") or {}
+    except ValueError:
+        return {}
     secrets.register(*(value for value in pending.values() if isinstance(value, str)))
     if pending.get("token_read") and pending.get("token_write"):
-        _handed_out.append({"read_token": pending["token_read"], "write_token": pending["token_write"]})
+        pair = {"read_token": pending["token_read"], "write_token": pending["token_write"]}
+        _handed_out.append(pair)
+        if not device.emulator:
+            hand_over(device, pair, "pending: active only if a confirm within 60 s succeeded")
     return pending
 
 
@@ -143,25 +155,23 @@ def token_works(device: DeviceUnderTest, token: str) -> bool:
 
 def generate_tokens(device: DeviceUnderTest) -> dict[str, str]:
     response = device.client.post("/auth/tokens/generate", json=None)  # documented without a body
+    pending = keep_pending_secret(device, response)
     assert response.status_code == 200, f"generate must answer 200: {answer(response)}"
-    pending = keep_pending_secret(response)
+    problems = SCHEMA.check_answer(SCHEMA.operation("POST", "/auth/tokens/generate"), response)
+    assert not problems, "; ".join(problems)
     body = response.json()
     assert body.get("success") is True, "generate must answer success: true"
-    assert pending.get("token_read") and pending.get("token_write"), "generate must answer pending.token_read and pending.token_write"
     assert pending["token_read"] != pending["token_write"], "the pending READ and WRITE tokens must differ"
     expires = body.get("expires_in", 60)
-    assert isinstance(expires, int) and 0 < expires <= 60, f"expires_in must be the seconds left of the 60 s window, got {expires!r}"
+    # Answered at once, so nearly all of the 60 s must be left (the client library's default is 60).
+    assert isinstance(expires, int) and 55 <= expires <= 60, f"a fresh renewal must leave about 60 s to confirm, got expires_in {expires!r}"
     return {"read_token": pending["token_read"], "write_token": pending["token_write"]}
 
 
-def hand_over(device: DeviceUnderTest, tokens: dict[str, str]) -> Path:
-    """Put the device's new tokens where only the user can read them (never into a report)."""
-    keep = Path.home() / ".conformlab" / f"{device.target.name}-tokens"
-    keep.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(f"read_token={tokens['read_token']}\nwrite_token={tokens['write_token']}\n")
-    return keep
+def hand_over(device: DeviceUnderTest, tokens: dict[str, str], state: str) -> Path:
+    """Put token values where only the user can read them (never into a report)."""
+    return secrets.write_private(f"{device.target.name}-tokens",
+                                 f"# {state}\nread_token={tokens['read_token']}\nwrite_token={tokens['write_token']}\n")
 
 
 @contextlib.contextmanager
@@ -169,10 +179,11 @@ def tokens_kept(device: DeviceUnderTest, notice, op: Operation | None = None):
     """Whatever a token check (or a request of `op`, when it is a token operation) did, the run goes
     on with tokens that work.
 
-    If the run's own tokens still work afterwards, nothing happens. Otherwise the device was re-keyed
-    (on purpose or by a fault): an emulator gets its old tokens back through its control; real
-    hardware keeps the new ones, the run continues with them, and they are written to a file only the
-    user can read. (A device without authentication has no tokens in the target to lose.)"""
+    If the run's own READ and WRITE tokens both still work afterwards, nothing happens. Otherwise the
+    device was re-keyed (on purpose or by a fault): an emulator gets its old tokens back through its
+    control; real hardware keeps the new ones, the run continues with whichever handed-out tokens
+    work, and they are written to a file only the user can read. (A device without authentication
+    has no tokens in the target to lose.)"""
     if op is not None and not op.path.startswith("/auth/tokens/"):
         yield
         return
@@ -185,12 +196,22 @@ def tokens_kept(device: DeviceUnderTest, notice, op: Operation | None = None):
             now = device.control("tokens")
             if any(now[key] != emulator_tokens[key] for key in keys):
                 device.control("tokens", {key: emulator_tokens[key] for key in keys})
-        elif device.credentials.get("read_token") and not token_works(device, device.credentials["read_token"]):
-            active = next((pair for pair in reversed(_handed_out) if token_works(device, pair["read_token"])), None)
-            if active is None:
-                pytest.fail(f"{device.target.name}: neither the target's tokens nor the renewed ones work any more; "
-                            "the device must be re-keyed by hand", pytrace=False)
-            where = hand_over(device, active)
-            device.rekey(active)
-            notice(f"the device was re-keyed: the target's tokens no longer work; the new tokens are in {where} "
-                   "(readable only by you); update targets.toml or its environment variables")
+        elif device.has_credentials:
+            _settle_tokens(device, notice)
+
+
+def _settle_tokens(device: DeviceUnderTest, notice) -> None:
+    working = {}
+    for key in ("read_token", "write_token"):
+        candidates = [device.credentials[key]] + [pair[key] for pair in reversed(_handed_out)]
+        working[key] = next((token for token in candidates if token_works(device, token)), None)
+    if working == {key: device.credentials[key] for key in working}:
+        return
+    if None in working.values():
+        where = f"; the last pair it handed out is in {hand_over(device, _handed_out[-1], 'last handed out')}" if _handed_out else ""
+        pytest.fail(f"{device.target.name}: neither the target's tokens nor the renewed ones all work any more"
+                    f"{where}; the device may need to be re-keyed by hand", pytrace=False)
+    where = hand_over(device, working, "active: the device was re-keyed during the run")
+    device.rekey(working)
+    notice(f"the device was re-keyed: the target's tokens no longer work; the new tokens are in {where} "
+           "(readable only by you); update targets.toml or its environment variables")

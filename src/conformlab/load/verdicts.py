@@ -308,20 +308,20 @@ def heap_verdict(records: Sequence[dict[str, Any]]) -> Verdict:
         problems.append(f"after the load the health check got {_answer(after[-1])} (expected 200)")
     aspects["health_check"] = problems
 
-    # retry: after waiting the advertised delay a large request succeeds. A 429 on the way is the
-    # rate budget (documented, honoured once more); a 503 means the protection did not let go.
+    # retry: "Retrying after a few seconds usually succeeds". Once the load has stopped, a large
+    # request retried after the advertised delay (each 429 or 503 on the way honoured, at most three
+    # attempts) must succeed in the end; a 5xx other than 503 on the way is a failure of its own.
     triggered = bool(refused)
     retry = _phase(records, "retry")
     if triggered:
         if not retry:
             aspects["retry"].append("no retry was sent after waiting Retry-After")
         for record in retry:
-            if record["status"] == 503:
-                aspects["retry"].append("503 again after waiting the advertised Retry-After")
-            elif record["status"] == 0 or record["status"] >= 500:
+            if record["status"] == 0 or (record["status"] >= 500 and record["status"] != 503):
                 aspects["retry"].append(f"retry got {_answer(record)}")
-        if retry and not 200 <= retry[-1]["status"] < 300 and not aspects["retry"]:
-            aspects["retry"].append(f"retry got {_answer(retry[-1])}")
+        if retry and not any(200 <= record["status"] < 300 for record in retry):
+            aspects["retry"].append(f"no retry succeeded after waiting the advertised Retry-After; "
+                                    f"the last got {_answer(retry[-1])}")
     else:
         notes.append(f"heap protection was not triggered (no 503 seen in {len(large)} large concurrent requests)")
     return Verdict("heap", aspects, triggered, notes)
