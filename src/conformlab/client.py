@@ -51,27 +51,36 @@ class CloseAfterErrorAdapter(HTTPAdapter):
 
 
 class Pacer:
-    """Keeps requests under a sliding-window budget (requests per seconds), shared by the session."""
+    """Keeps requests under a sliding-window budget (requests per seconds), shared by the session.
+
+    A request's place in the window is the moment its answer came back: the device counted it at
+    some moment before that, so a window measured from there never holds more than the device's
+    (a request measured from when it was sent could reach the device late and crowd the window)."""
 
     def __init__(self, budget: RateBudget, margin: int = 1):
         self.limit = max(1, budget.requests - margin)
         self.window = budget.seconds
-        self.sent: deque[float] = deque()
+        self.sent: deque[list[float]] = deque()  # [moment] per request in the window, oldest first
         self.lock = threading.Lock()
         self.waited = 0.0
 
-    def wait(self) -> None:
+    def wait(self) -> list[float]:
+        """Wait for room in the window; returns the request's slot, to hand to `answered()`."""
         with self.lock:
             while True:
                 now = time.monotonic()
-                while self.sent and now - self.sent[0] >= self.window:
+                while self.sent and now - self.sent[0][0] >= self.window:
                     self.sent.popleft()
                 if len(self.sent) < self.limit:
-                    self.sent.append(now)
-                    return
-                pause = self.window - (now - self.sent[0]) + 0.01
+                    slot = [now]
+                    self.sent.append(slot)
+                    return slot
+                pause = self.window - (now - self.sent[0][0]) + 0.01
                 self.waited += pause
                 time.sleep(pause)
+
+    def answered(self, slot: list[float]) -> None:
+        slot[0] = time.monotonic()
 
     def refill(self, last_request_at: float | None = None) -> None:
         """Wait until the whole budget is available again: one window after our own last request,
@@ -80,7 +89,7 @@ class Pacer:
         with self.lock:
             pause = 0.0
             if self.sent:
-                pause = self.window - (time.monotonic() - self.sent[-1])
+                pause = self.window - (time.monotonic() - max(slot[0] for slot in self.sent))
             if last_request_at is not None:
                 pause = max(pause, self.window - (time.time() - last_request_at))
             if pause > 0:
@@ -192,11 +201,16 @@ class DeviceClient:
         def counted_send(request, **kwargs):
             # Only the documented API counts: the budget is the device's ("API requests"), and an
             # emulator's /__emulator__/ controls are not part of it.
-            if urlsplit(request.url).path.startswith(self.prefix):
-                if self.pacer:
-                    self.pacer.wait()
-                self.sent += 1
-            return original(request, **kwargs)
+            if not urlsplit(request.url).path.startswith(self.prefix):
+                return original(request, **kwargs)
+            self.sent += 1
+            if not self.pacer:
+                return original(request, **kwargs)
+            slot = self.pacer.wait()
+            try:
+                return original(request, **kwargs)
+            finally:
+                self.pacer.answered(slot)
 
         s.send = counted_send
         return s
