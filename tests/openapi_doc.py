@@ -99,3 +99,37 @@ def conforms(case, response, checks) -> bool:
             raise
         return False
     return True
+
+
+def forbidden_additional_properties(doc: dict, exempt: tuple[str, ...] = ()) -> list[str]:
+    """Where a schema says additionalProperties: false (answers must let newer firmware add fields);
+    `exempt` names component schemas of requests, where that is allowed."""
+    found = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if any(where.endswith(f"/schemas/{name}") for name in exempt):
+                return
+            if node.get("additionalProperties", True) is False:
+                found.append(where)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(doc, "#")
+    return found
+
+
+def built_operations(st_schema) -> set[tuple[str, str]]:
+    """(METHOD, path) of every operation schemathesis builds; one case (and every documented
+    example) is drawn from each, so an operation it cannot generate for fails here."""
+    built = set()
+    for result in st_schema.get_all_operations():
+        operation = result.ok()
+        built.add((operation.method.upper(), operation.path))
+        assert operation.as_strategy().example().operation is operation
+        for strategy in operation.get_strategies_from_examples():
+            strategy.example()
+    return built

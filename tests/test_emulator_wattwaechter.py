@@ -21,6 +21,7 @@ from conformlab.emulators import EMULATORS, start_emulator
 from conformlab.emulators.wattwaechter import (
     DEVICE_ID, FAULTS, FIRMWARE, HEAP_CRITICAL, RateLimiter, WattwaechterEmulator)
 from vendor_docs import assert_faults_quote_the_documents
+from emulator_controls import control
 
 READ_TOKEN, WRITE_TOKEN = "READ0123456789ABCDEF", "WRITE0123456789ABCDE"
 TOKENS = {"read_token": READ_TOKEN, "write_token": WRITE_TOKEN}
@@ -57,12 +58,6 @@ def post(emu, path: str, body=None, **kw) -> requests.Response:
         kw["data"] = json.dumps(body)
         kw["headers"] = {"Content-Type": "application/json", **kw.get("headers", {})}
     return api(emu, "POST", path, **kw)
-
-
-def control(emu, name: str, payload=None, method: str = "POST"):
-    response = requests.request(method, f"{emu.url}/__emulator__/{name}", json=payload, timeout=5)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def refill(emu) -> None:

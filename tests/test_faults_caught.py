@@ -74,6 +74,25 @@ CATCHERS = {"esp32-evse": {
     "history_days_unchecked": "test_low_res_days_outside_1_to_31_not_served",
     "history_range_off_by_one": "test_low_res_is_one_value_per_day_of_the_range",
     "latest_empty_200": "test_latest_is_204_without_a_reading",
+}, "wcc-lite": {
+    "missing_key_accepted": ("test_missing_or_wrong_key_refused_401", "-missing]"),
+    "wrong_key_accepted": ("test_missing_or_wrong_key_refused_401", "-wrong]"),
+    "unauthorized_403": "test_missing_or_wrong_key_refused_401",
+    "unauthorized_other_body": "test_missing_or_wrong_key_refused_401",
+    "auth_always_on": "test_request_passes_with_the_key_or_without_authorization",
+    "disabled_still_serves": "test_disabled_endpoint_serves_no_data",
+    "numeric_value": "test_answer_matches_the_documented_shape",
+    "flags_null": "test_answer_matches_the_documented_shape",
+    "total_signals_number": "test_answer_matches_the_documented_shape",
+    "timestamp_seconds": "test_timestamps_are_epoch_milliseconds",
+    "ghost_device": "test_every_listed_device_can_be_read",
+    "ghost_tag": "test_every_listed_tag_can_be_read",
+    "unknown_alias_empty_200": ("test_missing_or_unknown_alias_refused", "-unknown]"),
+    "missing_alias_all_devices": ("test_missing_or_unknown_alias_refused", "info-missing"),
+    "signal_alias_ignored": "test_every_listed_tag_can_be_read",
+    "bad_image_started": "test_bad_image_refused_with_the_documented_message",
+    "no_file_wrong_message": "test_upgrade_without_an_image_fails_to_begin",
+    "upload_reads_raw_body": "test_valid_image_starts_the_upgrade",
 }}
 
 
@@ -87,6 +106,8 @@ class Matrix:
     auth: dict[str, str]  # the credentials of the "-auth" clean target and of every fault target
     workers: str  # pytest-xdist -n
     select: str = ""  # pytest -k: which checks run on which targets
+    options: str = ""  # targets.toml lines of the "-auth" clean target and of every fault target
+    open_faults: frozenset[str] = frozenset()  # faults that show only with authorization off
 
     @property
     def faults(self) -> list[str]:
@@ -99,7 +120,7 @@ class Matrix:
     def targets(self) -> dict[str, tuple[dict, str | None]]:
         """name -> (auth, fault)"""
         named = {f"{self.device}-clean-open": ({}, None), f"{self.device}-clean-auth": (self.auth, None)}
-        named.update({self.target(fault): (self.auth, fault) for fault in self.faults})
+        named.update({self.target(fault): ({} if fault in self.open_faults else self.auth, fault) for fault in self.faults})
         return named
 
     def secrets(self) -> list[str]:
@@ -113,6 +134,8 @@ MATRICES = {
     "esp32-evse": Matrix("esp32-evse", {"username": "admin", "password": PASSWORD}, workers="2"),
     "wattwaechter": Matrix("wattwaechter", WW_TOKENS, workers=str(2 + len(EMULATORS["wattwaechter"].FAULTS)),
                            select="clean or (-bug- and not test_load) or (-load- and test_load)"),
+    "wcc-lite": Matrix("wcc-lite", {"api_key": "fault-matrix-api-key"}, workers="2",
+                       options='disabled_endpoints = ["/api/syslog"]', open_faults=frozenset({"auth_always_on"})),
 }
 
 
@@ -122,6 +145,8 @@ def _targets_file(matrix: Matrix, path: Path) -> None:
         lines += [f"[targets.{name}]", f'device = "{matrix.device}"', "emulator = true", "destructive = true"]
         if fault:
             lines.append(f'faults = ["{fault}"]')
+        if matrix.options and not name.endswith("-clean-open"):
+            lines.append(matrix.options)
         if auth:
             lines.append(f"[targets.{name}.auth]")
             lines += [f'{key} = "{value}"' for key, value in auth.items()]
@@ -177,7 +202,7 @@ FAULT_CASES = [(device, fault) for device, matrix in MATRICES.items() for fault 
 @pytest.mark.parametrize("device, target", CLEAN_CASES)
 def test_clean_emulator_passes_every_check(matrices, device, target):
     outcome = matrices[device]["targets"][target]
-    assert outcome["passed"] > 50, f"{target}: too few checks ran ({outcome['passed']})"
+    assert outcome["passed"] > 30, f"{target}: too few checks ran ({outcome['passed']})"
     assert not outcome["failed"], f"{target}: the clean emulator failed {outcome['failed']}"
 
 

@@ -346,9 +346,9 @@ def test_clean_rate_run_outputs(runs):
     load = [r for r in result.records if r["phase"] == "load"]
     assert {r["source"] for r in result.records} == set(SOURCES)
     assert 300 <= len(load) <= 1500  # ~40 requests/s for 14 s, under the hard cap
-    # The first window, and (load for 14 s) at least the start of the next one. Exactly 50 on an
-    # idle machine; a busy one may send too slowly to spend the second window's budget in time.
-    assert 25 < sum(r["status"] == 200 for r in load) <= 50
+    # The first window, and (load for 14 s) usually the start of the next one: exactly 50 on an idle
+    # machine; a busy one (CI, the fault matrices running beside) may not reach the second window.
+    assert 25 <= sum(r["status"] == 200 for r in load) <= 50
     assert "/system/info" in result.stats_text and "Aggregated" in result.stats_text
     assert "<svg" in result.chart_svg and "documented budget: 25 per 10 s" in result.chart_svg
     assert result.html_report.is_file() and "<html" in result.html_report.read_text()[:2000].lower()

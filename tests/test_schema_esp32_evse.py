@@ -17,7 +17,7 @@ import requests
 import schemathesis
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from openapi_doc import conforms, _escape, _op, _operations, _resolve, _validator, request_validator, response_validator, schema_fixtures
+from openapi_doc import _escape, _op, _operations, _resolve, _validator, built_operations, conforms, forbidden_additional_properties, request_validator, response_validator, schema_fixtures
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "esp32-evse.yaml"
 # `.example()` is exactly what these sanity checks want (build one case per operation).
@@ -506,16 +506,7 @@ def test_answers_may_grow_new_fields(doc, registry):
 
 
 def test_response_schemas_never_forbid_additional_properties(doc):
-    def walk(node, where):
-        if isinstance(node, dict):
-            assert node.get("additionalProperties", True) is not False, where
-            for key, value in node.items():
-                walk(value, f"{where}/{key}")
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, f"{where}/{i}")
-
-    walk(doc, "#")
+    assert forbidden_additional_properties(doc) == []
 
 
 def test_responses_per_operation(doc):
@@ -588,15 +579,7 @@ def test_config_blocks_reference_the_endpoint_schemas(doc):
 
 
 def test_schemathesis_builds_every_operation(st_schema):
-    built = set()
-    for result in st_schema.get_all_operations():
-        operation = result.ok()
-        built.add((operation.method.upper(), operation.path))
-        case = operation.as_strategy().example()
-        assert case.operation is operation
-        for strategy in operation.get_strategies_from_examples():
-            strategy.example()
-    assert built == DOCUMENTED_OPERATIONS
+    assert built_operations(st_schema) == DOCUMENTED_OPERATIONS
 
 
 def test_schemathesis_uses_the_request_examples(st_schema, doc):

@@ -21,7 +21,7 @@ import schemathesis
 from aio_wattwaechter import models as ww_models
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from openapi_doc import conforms, _op, _operations, _resolve, parameter_validator, request_validator, response_validator, schema_fixtures
+from openapi_doc import _op, _operations, _resolve, built_operations, conforms, forbidden_additional_properties, parameter_validator, request_validator, response_validator, schema_fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "schemas" / "wattwaechter.yaml"
@@ -585,16 +585,7 @@ def test_answers_may_grow_new_fields(doc, registry):
 
 
 def test_response_schemas_never_forbid_additional_properties(doc):
-    def walk(node, where):
-        if isinstance(node, dict):
-            assert node.get("additionalProperties", True) is not False, where
-            for key, value in node.items():
-                walk(value, f"{where}/{key}")
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, f"{where}/{i}")
-
-    walk(doc, "#")
+    assert forbidden_additional_properties(doc) == []
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -706,15 +697,7 @@ def test_led_enums_are_the_clients(doc):
 
 
 def test_schemathesis_builds_every_operation(st_schema):
-    built = set()
-    for result in st_schema.get_all_operations():
-        operation = result.ok()
-        built.add((operation.method.upper(), operation.path))
-        case = operation.as_strategy().example()
-        assert case.operation is operation
-        for strategy in operation.get_strategies_from_examples():
-            strategy.example()
-    assert built == set(DOCUMENTED_ACCESS)
+    assert built_operations(st_schema) == set(DOCUMENTED_ACCESS)
 
 
 def test_schemathesis_uses_the_examples(st_schema, doc):

@@ -44,6 +44,7 @@ from aio_wattwaechter import (
 )
 
 from conformlab.emulators import start_emulator
+from emulator_controls import control
 
 READ_TOKEN, WRITE_TOKEN = "READ0123456789ABCDEF", "WRITE0123456789ABCDE"
 TOKENS = {"read_token": READ_TOKEN, "write_token": WRITE_TOKEN}
@@ -73,12 +74,6 @@ def utc_day(offset: int = 0) -> str:
 def client(emu, token: str | None = None, **kw) -> Wattwaechter:
     """The vendor client, pointed at the emulator (host:port; the client adds http:// and /api/v1)."""
     return Wattwaechter(f"{emu.host}:{emu.port}", token=token, **kw)
-
-
-def control(emu, name: str, payload=None, method: str = "POST"):
-    response = requests.request(method, f"{emu.url}/__emulator__/{name}", json=payload, timeout=5)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def refill(emu) -> None:

@@ -7,7 +7,10 @@ registered with `conformlab.secrets` so reports and logs mask it.
 from __future__ import annotations
 
 import base64
+import hashlib
+from urllib.parse import urlsplit
 
+import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from conformlab import secrets
@@ -49,3 +52,82 @@ def bearer_levels(read_token: str | None, write_token: str | None) -> dict[str, 
     if write_token:
         levels["write"] = BearerAuth(write_token)
     return levels
+
+
+class HeaderKeyAuth(AuthBase):
+    """An API key in a header of its own (WCC Lite: `apiKey`; WisDM: `X-API-KEY`); registers the key."""
+
+    def __init__(self, header: str, key: str):
+        self.header, self.key = header, key
+        secrets.register(key)
+
+    def __call__(self, request):
+        request.headers[self.header] = self.key
+        return request
+
+
+class SaltLoginSession(AuthBase):
+    """A login session: salt, SHA1(login + password + salt), a Bearer session token.
+
+    The session is obtained lazily, at the first request (once per run), and again when the device
+    answers 401 because it lapsed; never per request. The token goes into every header name in
+    `headers` (the MC252 document says "Authorized", the standard is "Authorization"). The password,
+    every hash and every token are registered as secrets the moment they exist.
+    """
+
+    def __init__(self, login: str, password: str, *, prefix: str, salt_path: str, login_path: str,
+                 headers: tuple[str, ...] = ("Authorization",), timeout: float = 10.0):
+        self.login, self.password = login, password
+        self.prefix, self.salt_path, self.login_path = prefix, salt_path, login_path
+        self.headers, self.timeout = headers, timeout
+        self.token: str | None = None
+        self.logins = 0
+        secrets.register(password)
+
+    def __call__(self, request):
+        base = _origin(request.url) + self.prefix
+        if self.token is None:
+            self.log_in(base)
+        self._attach(request)
+        request.register_hook("response", self._again_after_401)
+        return request
+
+    def _attach(self, request) -> None:
+        for name in self.headers:
+            request.headers[name] = f"Bearer {self.token}"
+
+    def log_in(self, base: str) -> str:
+        with requests.Session() as plain:
+            plain.trust_env = False
+            salt = plain.get(base + self.salt_path, timeout=self.timeout)
+            salt.raise_for_status()
+            value = salt.json()["salt"]
+            digest = hashlib.sha1(f"{self.login}{self.password}{value}".encode()).hexdigest()
+            secrets.register(digest)
+            answer = plain.post(base + self.login_path, json={"username": self.login, "password": digest},
+                                timeout=self.timeout)
+            answer.raise_for_status()
+            self.token = answer.json()["token"]
+        secrets.register(self.token)
+        self.logins += 1
+        return self.token
+
+    def _again_after_401(self, response, **kwargs):
+        """The session lapsed: log in once more and send the request again (once)."""
+        if response.status_code != 401 or getattr(response.request, "_conformlab_relogged", False):
+            return response
+        self.token = None
+        self.log_in(_origin(response.request.url) + self.prefix)
+        response.content  # release the connection
+        retry = response.request.copy()
+        retry._conformlab_relogged = True
+        self._attach(retry)
+        again = response.connection.send(retry, **kwargs)
+        again.history.append(response)
+        again.request = retry
+        return again
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

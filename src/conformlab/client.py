@@ -235,12 +235,13 @@ class DeviceClient:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, json=_DEFAULT, body=None, content_type=None,
+    def request(self, method: str, path: str, *, json=_DEFAULT, body=None, content_type=None, multipart=None,
                 headers=None, params=None, auth=_DEFAULT, retry: bool = True, timeout=None) -> requests.Response:
         """Send one request.
 
         `json=` sends a JSON value (also bare scalars, also None as `null`) with the exact
         `Content-Type: application/json`. `body=` sends raw bytes/str with `content_type` if given.
+        `multipart=` sends multipart/form-data: {name: "text field" or (filename, bytes)}.
         `auth=None` sends no credentials; another AuthBase replaces the target's.
         `retry=False` returns a 429/503 as it is (for checks of those answers).
         """
@@ -252,6 +253,8 @@ class DeviceClient:
             headers["Content-Type"] = content_type
         url = self.url(path)
         kwargs = dict(data=body, headers=headers, params=params, timeout=timeout or self.timeout, allow_redirects=False)
+        if multipart is not None:  # text fields as (None, value): requests makes them form-data parts
+            kwargs["files"] = {name: (None, value) if isinstance(value, str) else value for name, value in multipart.items()}
         if auth is not _DEFAULT:
             kwargs["auth"] = auth if auth is not None else _NoAuth()
         for attempt in range(3):

@@ -255,7 +255,7 @@ def _device_session(target: Target):
     if target.emulator:
         from conformlab.emulators import start_emulator
 
-        emulator = start_emulator(target.device, faults=target.faults, auth=target.auth or None)
+        emulator = start_emulator(target.device, faults=target.faults, auth=target.auth or None, options=target.options)
         origin = emulator.url
     else:
         origin = target.base_url

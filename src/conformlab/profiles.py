@@ -13,7 +13,7 @@ from typing import Callable
 
 from requests.auth import AuthBase
 
-from conformlab.auth import basic_auth, bearer_levels
+from conformlab.auth import HeaderKeyAuth, basic_auth, bearer_levels
 
 
 @dataclass(frozen=True)
@@ -100,4 +100,32 @@ WATTWAECHTER = DeviceProfile(
     target_options={"source_addresses": _source_addresses_problem},
 )
 
-PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE, WATTWAECHTER)}
+def _wcc_key_problem(auth: dict[str, str]) -> str | None:
+    key = auth.get("api_key")
+    if key is not None and len(key) < 12:  # "it must be equal to or longer than 12 characters"
+        return "api_key: the device takes keys of at least 12 characters"
+    return None
+
+
+def _disabled_endpoints_problem(value) -> str | None:
+    from conformlab.emulators.wcc_lite import disabled_endpoints_problem  # the documented endpoint list
+
+    return disabled_endpoints_problem(value)
+
+
+WCC_LITE = DeviceProfile(
+    name="wcc-lite",
+    prefix="/api",
+    schema="wcc-lite.yaml",
+    suite="wcc_lite",
+    document="wcc-lite-api.txt",
+    auth_keys=frozenset({"api_key"}),
+    # Absent: API key authorization is disabled on the device.
+    make_auth=lambda auth: HeaderKeyAuth("apiKey", auth["api_key"]) if auth.get("api_key") else None,
+    check_auth=_wcc_key_problem,
+    probe_path="/version",
+    snapshot_paths=(),  # the API writes nothing it could read back: uploads are destructive
+    target_options={"disabled_endpoints": _disabled_endpoints_problem},
+)
+
+PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE, WATTWAECHTER, WCC_LITE)}

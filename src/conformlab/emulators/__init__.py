@@ -13,15 +13,19 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from .esp32_evse import Esp32EvseEmulator
+from .overvis_mc252 import OvervisMc252Emulator
 from .server import DeviceEmulator, Request, Response, RunningEmulator, loopback_host, serve
 from .wattwaechter import WattwaechterEmulator
+from .wcc_lite import WccLiteEmulator
 
 __all__ = ["EMULATORS", "DeviceEmulator", "Request", "Response", "RunningEmulator",
            "emulator_class", "start_emulator"]
 
 EMULATORS: dict[str, type[DeviceEmulator]] = {
     "esp32-evse": Esp32EvseEmulator,
+    "overvis-mc252": OvervisMc252Emulator,
     "wattwaechter": WattwaechterEmulator,
+    "wcc-lite": WccLiteEmulator,
 }
 
 
@@ -33,10 +37,13 @@ def emulator_class(device: str) -> type[DeviceEmulator]:
 
 
 def start_emulator(device: str, *, faults: Iterable[str] = (), auth: Mapping[str, Any] | None = None,
-                   host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> RunningEmulator:
+                   options: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0,
+                   verbose: bool = False) -> RunningEmulator:
     """Start `device`'s emulator on loopback in a daemon thread; returns once it accepts
-    connections. ValueError for an unknown device, fault or auth key, or a non-loopback host;
+    connections. `options` are the target's device-specific keys (those the emulator takes are
+    passed on). ValueError for an unknown device, fault or auth key, or a non-loopback host;
     OSError if the port cannot be bound."""
     cls = emulator_class(device)
     loopback_host(host)  # refuse a non-loopback host before anything else
-    return serve(cls(faults=faults, auth=auth), host=host, port=port, verbose=verbose)
+    kwargs = {cls.TARGET_OPTIONS[key]: value for key, value in (options or {}).items() if key in cls.TARGET_OPTIONS}
+    return serve(cls(faults=faults, auth=auth, **kwargs), host=host, port=port, verbose=verbose)

@@ -97,6 +97,9 @@ class DeviceEmulator:
     NAME: str = ""
     FAULTS: dict[str, str] = {}  # fault name -> the documented sentence it breaks
     AUTH_KEYS: tuple[str, ...] = ()  # keys of the `auth` dict (credentials set at start)
+    # targets.toml keys of the device (profile target_options) the emulator takes at start, and the
+    # constructor keyword each becomes (e.g. WCC Lite: disabled_endpoints -> disabled)
+    TARGET_OPTIONS: dict[str, str] = {}
 
     def __init__(self, faults: Iterable[str] = (), auth: Mapping[str, Any] | None = None) -> None:
         faults = (faults,) if isinstance(faults, str) else tuple(faults)
