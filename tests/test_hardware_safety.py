@@ -8,7 +8,8 @@ test reads the device's state before and after (through the API, and the emulato
 - ESP32 EVSE with credentials; a vehicle is waiting for authorization.
 - WattWächter with tokens (api_auth_required true): no reboot, OTA, token renewal, MQTT CA or cloud
   pairing request, the settings and the tokens unchanged. Its budget makes this run take minutes,
-  so both devices run at once.
+  so the devices run at once.
+- WCC Lite with an API key: no firmware upgrade and no configuration upload.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class Bench:
             auth = (self.auth["username"], self.auth["password"])
             return {"config": requests.get(url + "/api/v1/config", auth=auth, timeout=5).json(),
                     "state": requests.get(url + "/api/v1/state", auth=auth, timeout=5).json()}
+        if self.device == "wcc-lite":  # nothing the API writes can be read back: the uploads are counted
+            counters = requests.get(url + "/__emulator__/counters", timeout=5).json()
+            return {name: counters[name] for name in ("upgradesStarted", "upgradesRefused", "syncUploads", "syncRefused")}
         requests.post(url + "/__emulator__/budget", json={"reset": True}, timeout=5)
         return {"settings": requests.get(url + "/api/v1/settings", headers=WW_AUTH, timeout=5).json(),
                 "tokens": requests.get(url + "/__emulator__/tokens", timeout=5).json()}
@@ -58,6 +62,9 @@ BENCHES = {
         ("POST", "/api/v1/auth/tokens/confirm"), ("POST", "/api/v1/mqtt/ca"), ("DELETE", "/api/v1/mqtt/ca"),
         ("POST", "/api/v1/cloud/pair"), ("DELETE", "/api/v1/cloud/pair"),
     ), min_requests=200),
+    "wcc-lite": Bench("wcc-lite", {"api_key": "bench-api-key-1"}, (
+        ("POST", "/api/sysupgrade"), ("POST", "/api/sync"),
+    ), min_requests=50),
 }
 
 
@@ -123,6 +130,8 @@ def test_no_destructive_request_was_sent(benches, device):
     counters = benches[device]["counters"]
     if device == "esp32-evse":
         assert counters == {"restarts": 0, "firmwareUpdates": 0, "firmwareUploads": 0, "nextionUploads": 0}
+    elif device == "wcc-lite":
+        assert counters["upgradesStarted"] == counters["syncUploads"] == 0, counters
     else:
         effects = ("reboots", "otaStarts", "tokenRenewals", "caUploads", "cloudPairings")
         assert {name: counters[name] for name in effects} == dict.fromkeys(effects, 0), counters
