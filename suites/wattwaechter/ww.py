@@ -141,8 +141,8 @@ def keep_pending_secret(device: DeviceUnderTest, response) -> dict[str, str]:
     if pending.get("token_read") and pending.get("token_write"):
         pair = {"read_token": pending["token_read"], "write_token": pending["token_write"]}
         _handed_out.append(pair)
-        if not device.emulator:
-            hand_over(device, pair, "pending: active only if a confirm within 60 s succeeded")
+        if not device.emulator:  # its own file: a pending pair must never overwrite the active one
+            hand_over(device, pair, "pending: active only if a confirm within 60 s succeeded", "tokens-pending")
     return pending
 
 
@@ -168,9 +168,9 @@ def generate_tokens(device: DeviceUnderTest) -> dict[str, str]:
     return {"read_token": pending["token_read"], "write_token": pending["token_write"]}
 
 
-def hand_over(device: DeviceUnderTest, tokens: dict[str, str], state: str) -> Path:
+def hand_over(device: DeviceUnderTest, tokens: dict[str, str], state: str, kind: str = "tokens") -> Path:
     """Put token values where only the user can read them (never into a report)."""
-    return secrets.write_private(f"{device.target.name}-tokens",
+    return secrets.write_private(f"{device.target.name}-{kind}",
                                  f"# {state}\nread_token={tokens['read_token']}\nwrite_token={tokens['write_token']}\n")
 
 
@@ -208,7 +208,7 @@ def _settle_tokens(device: DeviceUnderTest, notice) -> None:
     if working == {key: device.credentials[key] for key in working}:
         return
     if None in working.values():
-        where = f"; the last pair it handed out is in {hand_over(device, _handed_out[-1], 'last handed out')}" if _handed_out else ""
+        where = f"; the last pair it handed out is in {hand_over(device, _handed_out[-1], 'last handed out', 'tokens-pending')}" if _handed_out else ""
         pytest.fail(f"{device.target.name}: neither the target's tokens nor the renewed ones all work any more"
                     f"{where}; the device may need to be re-keyed by hand", pytrace=False)
     where = hand_over(device, working, "active: the device was re-keyed during the run")
