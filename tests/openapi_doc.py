@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import jsonschema
 import pytest
+import requests
 import schemathesis
 import yaml
 from referencing import Registry
@@ -88,6 +91,17 @@ def parameter_validator(doc, registry, method, path, name):
         if _resolve(doc, param)["name"] == name:
             return _validator(registry, _pointer("paths", path, method.lower(), "parameters", i, "schema"))
     raise KeyError(name)
+
+
+def canned_response(status: int, body, content_type: str | None = "application/json", headers=None,
+                    method: str = "GET", url: str = "http://127.0.0.1:9/api/") -> schemathesis.Response:
+    """An answer as schemathesis sees one, built by hand: `body` is bytes, text, or a JSON value."""
+    all_headers = {"content-type": [content_type]} if content_type else {}
+    all_headers.update({name.lower(): [value] for name, value in (headers or {}).items()})
+    if not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    raw = body.encode() if isinstance(body, str) else body
+    return schemathesis.Response(status, all_headers, raw, requests.Request(method, url).prepare(), 0.01, True)
 
 
 def conforms(case, response, checks) -> bool:

@@ -22,27 +22,15 @@ from conformlab.emulators.wattwaechter import (
     DEVICE_ID, FAULTS, FIRMWARE, HEAP_CRITICAL, RateLimiter, WattwaechterEmulator)
 from vendor_docs import assert_faults_quote_the_documents
 from emulator_controls import control
+import ww_emulator
+from ww_emulator import PEM, READ_TOKEN, TOKENS, WRITE_TOKEN
 
-READ_TOKEN, WRITE_TOKEN = "READ0123456789ABCDEF", "WRITE0123456789ABCDE"
-TOKENS = {"read_token": READ_TOKEN, "write_token": WRITE_TOKEN}
+emu, authed = ww_emulator.emu, ww_emulator.authed  # the shared fixtures
+
 R = {"Authorization": f"Bearer {READ_TOKEN}"}
 W = {"Authorization": f"Bearer {WRITE_TOKEN}"}
 TOO_MANY = b'{"error":"Too many requests"}'
 UNAVAILABLE = b'{"error":"Service temporary unavailable"}'
-PEM = ("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ29uZm9ybWxhYiB0ZXN0IENBMAoGCCqGSM49BAMCMBYx\n"
-       "FDASBgNVBAMMC2NvbmZvcm1sYWIwHhcNMjUwMTAxMDAwMDAwWhcNMzUwMTAxMDAw\n-----END CERTIFICATE-----\n")
-
-
-@pytest.fixture
-def emu():
-    with start_emulator("wattwaechter") as running:
-        yield running
-
-
-@pytest.fixture
-def authed():
-    with start_emulator("wattwaechter", auth=TOKENS) as running:
-        yield running
 
 
 def api(emu, method: str, path: str, **kw) -> requests.Response:

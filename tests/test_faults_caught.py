@@ -90,9 +90,9 @@ CATCHERS = {"esp32-evse": {
     "unknown_alias_empty_200": ("test_missing_or_unknown_alias_refused", "-unknown]"),
     "missing_alias_all_devices": ("test_missing_or_unknown_alias_refused", "info-missing"),
     "signal_alias_ignored": "test_every_listed_tag_can_be_read",
-    "bad_image_started": "test_bad_image_refused_with_the_documented_message",
-    "no_file_wrong_message": "test_upgrade_without_an_image_fails_to_begin",
-    "upload_reads_raw_body": "test_valid_image_starts_the_upgrade",
+    "bad_image_started": ("test_upgrade_answers_the_documented_message", "-bad-image]"),
+    "no_file_wrong_message": ("test_upgrade_answers_the_documented_message", "-no-image]"),
+    "upload_reads_raw_body": ("test_upgrade_answers_the_documented_message", "-valid-image]"),
 }}
 
 

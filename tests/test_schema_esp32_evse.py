@@ -13,11 +13,9 @@ from pathlib import Path
 
 import openapi_spec_validator
 import pytest
-import requests
-import schemathesis
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from openapi_doc import _escape, _op, _operations, _resolve, _validator, built_operations, conforms, forbidden_additional_properties, request_validator, response_validator, schema_fixtures
+from openapi_doc import _escape, _op, _operations, _resolve, _validator, built_operations, canned_response, conforms, forbidden_additional_properties, request_validator, response_validator, schema_fixtures
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "esp32-evse.yaml"
 # `.example()` is exactly what these sanity checks want (build one case per operation).
@@ -597,13 +595,6 @@ def test_schemathesis_uses_the_request_examples(st_schema, doc):
             assert kwargs["headers"]["Content-Type"] == "application/octet-stream"
 
 
-def _response(status, body, content_type, headers=None, method="GET", url="http://127.0.0.1:9/api/v1/"):
-    all_headers = {"content-type": [content_type]}
-    all_headers.update({k.lower(): [v] for k, v in (headers or {}).items()})
-    request = requests.Request(method, url).prepare()
-    return schemathesis.Response(status, all_headers, body.encode(), request, 0.01, True)
-
-
 RESPONSE_CHECKS = [
     openapi_checks.response_schema_conformance,
     openapi_checks.response_headers_conformance,
@@ -618,27 +609,27 @@ def _conforms(case, response) -> bool:
 def test_schemathesis_checks_catch_documented_violations(st_schema):
     wifi = st_schema["/config/wifi"]["GET"].Case()
     url = "http://127.0.0.1:9/api/v1/config/wifi"
-    assert _conforms(wifi, _response(200, json.dumps(DOC_CONFIG_WIFI), "application/json", url=url))
-    assert not _conforms(wifi, _response(200, json.dumps(_with(DOC_CONFIG_WIFI, password="x")), "application/json",
+    assert _conforms(wifi, canned_response(200, json.dumps(DOC_CONFIG_WIFI), "application/json", url=url))
+    assert not _conforms(wifi, canned_response(200, json.dumps(_with(DOC_CONFIG_WIFI, password="x")), "application/json",
                                          url=url))
     html = "<html><body>401 Unauthorized</body></html>"
-    assert _conforms(wifi, _response(401, html, "text/html", {"WWW-Authenticate": 'Basic realm="Users"'}, url=url))
-    assert not _conforms(wifi, _response(401, html, "text/html", url=url))  # header missing
-    assert not _conforms(wifi, _response(500, "error", "text/html", url=url))  # 500 is never documented
+    assert _conforms(wifi, canned_response(401, html, "text/html", {"WWW-Authenticate": 'Basic realm="Users"'}, url=url))
+    assert not _conforms(wifi, canned_response(401, html, "text/html", url=url))  # header missing
+    assert not _conforms(wifi, canned_response(500, "error", "text/html", url=url))  # 500 is never documented
 
     log = st_schema["/log"]["GET"].Case()
     url = "http://127.0.0.1:9/api/v1/log"
-    assert _conforms(log, _response(200, "line\n", "text/plain", {"X-Count": "1"}, url=url))
-    assert not _conforms(log, _response(200, "line\n", "text/plain", url=url))
-    assert not _conforms(log, _response(200, "line\n", "text/plain", {"X-Count": "many"}, url=url))
+    assert _conforms(log, canned_response(200, "line\n", "text/plain", {"X-Count": "1"}, url=url))
+    assert not _conforms(log, canned_response(200, "line\n", "text/plain", url=url))
+    assert not _conforms(log, canned_response(200, "line\n", "text/plain", {"X-Count": "many"}, url=url))
 
     state = st_schema["/state"]["GET"].Case()
     url = "http://127.0.0.1:9/api/v1/state"
-    assert _conforms(state, _response(200, json.dumps(DOC_STATE), "application/json", url=url))
-    assert not _conforms(state, _response(200, json.dumps(_with(DOC_STATE, chargingCurrent="16.0")),
+    assert _conforms(state, canned_response(200, json.dumps(DOC_STATE), "application/json", url=url))
+    assert not _conforms(state, canned_response(200, json.dumps(_with(DOC_STATE, chargingCurrent="16.0")),
                                           "application/json", url=url))
 
     # Error bodies are not documented, so a short text/html body on a documented code is fine.
     evse = st_schema["/config/evse"]["POST"].Case(body={"maxChargingCurrent": 64}, media_type="application/json")
     url = "http://127.0.0.1:9/api/v1/config/evse"
-    assert _conforms(evse, _response(400, "<html>Bad Request</html>", "text/html", method="POST", url=url))
+    assert _conforms(evse, canned_response(400, "<html>Bad Request</html>", "text/html", method="POST", url=url))

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import openapi_spec_validator
 import pytest
-import requests
-import schemathesis
 from aio_wattwaechter import models as ww_models
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from openapi_doc import _op, _operations, _resolve, built_operations, conforms, forbidden_additional_properties, parameter_validator, request_validator, response_validator, schema_fixtures
+from openapi_doc import _op, _operations, _resolve, built_operations, canned_response, conforms, forbidden_additional_properties, parameter_validator, request_validator, response_validator, schema_fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "schemas" / "wattwaechter.yaml"
@@ -711,11 +709,7 @@ def test_schemathesis_uses_the_examples(st_schema, doc):
 
 
 def _response(status, body, content_type="application/json", headers=None, method="GET", path="/"):
-    all_headers = {"content-type": [content_type]} if content_type else {}
-    all_headers.update({k.lower(): [v] for k, v in (headers or {}).items()})
-    request = requests.Request(method, BASE + path).prepare()
-    raw = body if isinstance(body, bytes) else (json.dumps(body) if not isinstance(body, str) else body).encode()
-    return schemathesis.Response(status, all_headers, raw, request, 0.01, True)
+    return canned_response(status, body, content_type, headers, method, url=BASE + path)
 
 
 RESPONSE_CHECKS = [

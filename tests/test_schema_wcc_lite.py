@@ -15,13 +15,12 @@ from pathlib import Path
 import openapi_spec_validator
 import pytest
 import requests
-import schemathesis
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from conformlab.emulators.server import serve
 from conformlab.emulators.wcc_lite import WccLiteEmulator, build_image, build_workbook
 from conformlab.schema import DeviceSchema
-from openapi_doc import _op, _operations, _resolve, built_operations, conforms, request_validator, response_validator, schema_fixtures
+from openapi_doc import _op, _operations, _resolve, built_operations, canned_response, conforms, request_validator, response_validator, schema_fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "schemas" / "wcc-lite.yaml"
@@ -339,9 +338,8 @@ def test_schemathesis_checks_the_401_body(st_schema):
     checks = [openapi_checks.response_schema_conformance, openapi_checks.status_code_conformance,
               openapi_checks.content_type_conformance]
 
-    def answer(status, body: bytes, content_type="application/json"):
-        request = requests.Request("GET", "http://127.0.0.1:9/api/version").prepare()
-        return schemathesis.Response(status, {"content-type": [content_type]}, body, request, 0.01, True)
+    def answer(status, body: bytes):
+        return canned_response(status, body, url="http://127.0.0.1:9/api/version")
 
     assert conforms(case, answer(401, b'{"error":"Unauthorized access."}'), checks)
     assert not conforms(case, answer(401, b'{"error":"Unauthorized"}'), checks)

@@ -44,13 +44,13 @@ from aio_wattwaechter import (
 )
 
 from conformlab.emulators import start_emulator
+from conformlab.emulators.wattwaechter import HEAP_CRITICAL
 from emulator_controls import control
+import ww_emulator
+from ww_emulator import PEM, READ_TOKEN, TOKENS, WRITE_TOKEN
 
-READ_TOKEN, WRITE_TOKEN = "READ0123456789ABCDEF", "WRITE0123456789ABCDE"
-TOKENS = {"read_token": READ_TOKEN, "write_token": WRITE_TOKEN}
-PEM = ("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ29uZm9ybWxhYiB0ZXN0IENBMAoGCCqGSM49BAMCMBYx\n"
-       "FDASBgNVBAMMC2NvbmZvcm1sYWIwHhcNMjUwMTAxMDAwMDAwWhcNMzUwMTAxMDAw\n-----END CERTIFICATE-----\n")
-HEAP_CRITICAL = 25 * 1024  # "25 KB"
+emu, authed = ww_emulator.emu, ww_emulator.authed  # the shared fixtures
+
 UNAUTHORIZED = "Invalid or missing"  # the client's message for 401 ...
 FORBIDDEN = "Forbidden"  # ... and for 403 (same exception class)
 
@@ -88,18 +88,6 @@ def counters(emu) -> dict[str, int]:
 def same_secret(a: str, b: str) -> bool:
     """Compare tokens outside an assert statement, so that a failure never shows them."""
     return a == b
-
-
-@pytest.fixture
-def emu():
-    with start_emulator("wattwaechter") as running:
-        yield running
-
-
-@pytest.fixture
-def authed():
-    with start_emulator("wattwaechter", auth=TOKENS) as running:
-        yield running
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,10 +42,13 @@ class DeviceProfile:
     target_options: dict[str, Callable[[object], str | None]] = field(default_factory=dict)  # device-specific keys
 
 
-def _evse_auth_problem(auth: dict[str, str]) -> str | None:
-    if ("username" in auth) != ("password" in auth):
-        return "give both username and password, or neither (the device has no credentials set)"
-    return None
+def _both_or_neither(first: str, second: str, neither_means: str) -> Callable[[dict[str, str]], str | None]:
+    """A check_auth for credentials that come in pairs (a user and its password, READ and WRITE tokens)."""
+    def problem(auth: dict[str, str]) -> str | None:
+        if (first in auth) != (second in auth):
+            return f"give both {first} and {second}, or neither ({neither_means})"
+        return None
+    return problem
 
 
 ESP32_EVSE = DeviceProfile(
@@ -56,16 +59,10 @@ ESP32_EVSE = DeviceProfile(
     document="esp32-evse-api.txt",
     auth_keys=frozenset({"username", "password"}),
     make_auth=lambda auth: basic_auth(auth.get("username", ""), auth.get("password", "")),
-    check_auth=_evse_auth_problem,
+    check_auth=_both_or_neither("username", "password", "the device has no credentials set"),
     probe_path="/info",
     snapshot_paths=("/config", "/firmware/channel", "/state"),
 )
-
-def _ww_auth_problem(auth: dict[str, str]) -> str | None:
-    if ("read_token" in auth) != ("write_token" in auth):
-        return "give both read_token and write_token, or neither (api_auth_required is false on the device)"
-    return None
-
 
 def _ww_levels(auth: dict[str, str]) -> dict[str, AuthBase]:
     return bearer_levels(auth.get("read_token"), auth.get("write_token"))
@@ -92,7 +89,7 @@ WATTWAECHTER = DeviceProfile(
     document="wattwaechter-api.txt",
     auth_keys=frozenset({"read_token", "write_token"}),
     make_auth=lambda auth: _ww_levels(auth).get("write"),  # "a WRITE token also reads"
-    check_auth=_ww_auth_problem,
+    check_auth=_both_or_neither("read_token", "write_token", "api_auth_required is false on the device"),
     auth_levels=_ww_levels,
     probe_path="/system/info",  # READ: a wrong token shows at once (the health check is open)
     snapshot_paths=("/settings",),

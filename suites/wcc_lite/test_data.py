@@ -11,7 +11,7 @@ import pytest
 from conformlab.checks import answer, ids
 from conformlab.client import expect_json
 from suites.wcc_lite.wcc import (
-    OPS, PREFIX, SCHEMA, assert_refused_without_data, call, devices, disabled, require_enabled, tags_of, valid_fields,
+    OPS, PREFIX, SCHEMA, assert_refused_without_data, call, device_list, devices, disabled, require_enabled, tags_of, valid_fields,
 )
 
 READ_OPS = [op for op in OPS if op.path not in ("/sysupgrade", "/sync")]
@@ -59,7 +59,7 @@ def test_every_listed_device_can_be_read(device):
     for entry in devices(device):
         alias = entry["device_alias"]
         info = expect_json(call(device, op, {"device_alias": alias}))
-        listed = info.get("Devices", info.get("devices", []))
+        listed = device_list(info)
         assert [d.get("device_alias") for d in listed] == [alias], f"/device/info for {alias} must describe {alias}: {info}"
 
 

@@ -37,11 +37,16 @@ def call(device: DeviceUnderTest, op: Operation, fields: dict | None = None, **k
     return device.client.request(op.method, op.path, multipart=fields or {}, **kw)
 
 
+def device_list(answer: dict) -> list[dict]:
+    """The devices of a /devices or /device/info answer. The older page's spelling `devices` is
+    read too; the shape check reports it (the schema requires `Devices`)."""
+    return answer.get("Devices", answer.get("devices", []))
+
+
 def devices(device: DeviceUnderTest) -> list[dict]:
     """The configured devices (GET /devices)."""
     require_enabled(device, SCHEMA.operation("GET", "/devices"))
-    listing = device.read("/devices")
-    return listing.get("Devices", listing.get("devices", []))  # the older page's spelling is reported elsewhere
+    return device_list(device.read("/devices"))
 
 
 def tags_of(device: DeviceUnderTest, alias: str) -> list[dict]:
