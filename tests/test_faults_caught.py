@@ -24,9 +24,13 @@ from pathlib import Path
 import pytest
 
 from conformlab.emulators import EMULATORS
+from conformlab.targets import IDENTITY_KEYS
+from leaks import session_secrets_in
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "fault-matrix-secret"
+# A clean MC252 run logs in once, and again after each of its restarts (3) and each moved clock (2).
+MC252_LOGINS = 6
 WW_TOKENS = {"read_token": "fault-matrix-read-token", "write_token": "fault-matrix-write-token"}
 
 # device -> fault -> the check that must catch it: a test function name, or (name, part of its
@@ -93,6 +97,24 @@ CATCHERS = {"esp32-evse": {
     "bad_image_started": ("test_upgrade_answers_the_documented_message", "-bad-image]"),
     "no_file_wrong_message": ("test_upgrade_answers_the_documented_message", "-no-image]"),
     "upload_reads_raw_body": ("test_upgrade_answers_the_documented_message", "-valid-image]"),
+}, "overvis-mc252": {
+    "card_open_to_guests": ("test_level_1_refused_without_a_session", "POST /card/dir/-guest]"),
+    "version_needs_login": ("test_level_0_paths_open_to_guests", "GET /version/]"),
+    "any_hash_accepted": ("test_login_with_another_hash_refused", "-wrong-password]"),
+    "unsalted_hash_accepted": ("test_login_with_another_hash_refused", "-unsalted]"),
+    "salt_reusable": "test_salt_serves_one_login",
+    "salt_short": ("test_level_0_paths_open_to_guests", "GET /login/salt/]"),
+    "logout_keeps_token": "test_logged_out_token_refused",
+    "session_never_expires": "test_session_lapses_after_its_ttl",
+    "authorized_header_ignored": "test_token_in_the_documented_authorized_header_is_honoured",
+    "button_forever": "test_button_gives_guests_level_1_for_10_minutes",
+    "vpn_not_admin": "test_vpn_cloud_requests_get_the_administrator_level",
+    "error_bare_text": ("test_error_answers_carry_the_envelope", "-unknown-path]"),
+    "keepalive_broken": "test_keep_alive_serves_several_requests_on_one_connection",
+    "saved_applied_at_once": "test_saved_setting_read_back_and_active_unchanged",
+    "state_keys_ignored": "test_state_by_bare_keys_answers_those_keys",
+    "invalid_setting_accepted": ("test_invalid_settings_write_refused_and_nothing_changes", "-unknown-key]"),
+    "modbus_resp_ignores_tid": "test_modbus_answers_are_found_by_their_tid",
 }}
 
 
@@ -108,6 +130,8 @@ class Matrix:
     select: str = ""  # pytest -k: which checks run on which targets
     options: str = ""  # targets.toml lines of the "-auth" clean target and of every fault target
     open_faults: frozenset[str] = frozenset()  # faults that show only with authorization off
+    # The clean targets: "-clean-<kind>" -> (with the credentials?, its targets.toml lines; None: `options`)
+    clean: tuple[tuple[str, bool, str | None], ...] = (("open", False, ""), ("auth", True, None))
 
     @property
     def faults(self) -> list[str]:
@@ -117,14 +141,16 @@ class Matrix:
         kind = "load" if fault in LOAD_FAULTS else "bug"
         return f"{self.device}-{kind}-{fault}"
 
-    def targets(self) -> dict[str, tuple[dict, str | None]]:
-        """name -> (auth, fault)"""
-        named = {f"{self.device}-clean-open": ({}, None), f"{self.device}-clean-auth": (self.auth, None)}
-        named.update({self.target(fault): ({} if fault in self.open_faults else self.auth, fault) for fault in self.faults})
+    def targets(self) -> dict[str, tuple[dict, str | None, str]]:
+        """name -> (auth, fault, targets.toml lines)"""
+        named = {f"{self.device}-clean-{kind}": (self.auth if with_auth else {}, None, self.options if lines is None else lines)
+                 for kind, with_auth, lines in self.clean}
+        named.update({self.target(fault): ({} if fault in self.open_faults else self.auth, fault, self.options)
+                      for fault in self.faults})
         return named
 
     def secrets(self) -> list[str]:
-        values = list(self.auth.values())
+        values = [value for key, value in self.auth.items() if key not in IDENTITY_KEYS]
         if self.device == "esp32-evse":
             values.append(base64.b64encode(f"admin:{PASSWORD}".encode()).decode())
         return values
@@ -136,17 +162,21 @@ MATRICES = {
                            select="clean or (-bug- and not test_load) or (-load- and test_load)"),
     "wcc-lite": Matrix("wcc-lite", {"api_key": "fault-matrix-api-key"}, workers="2",
                        options='disabled_endpoints = ["/api/syslog"]', open_faults=frozenset({"auth_always_on"})),
+    # Every MC252 target logs in (all but two paths need a session); the clean ones differ in the header
+    # the emulated firmware reads the token from: both names, or the document's "Authorized" only.
+    "overvis-mc252": Matrix("overvis-mc252", {"login": "admin", "password": PASSWORD}, workers="2",
+                            clean=(("both-headers", True, ""), ("authorized-header", True, 'token_header = "Authorized"'))),
 }
 
 
 def _targets_file(matrix: Matrix, path: Path) -> None:
     lines = []
-    for name, (auth, fault) in matrix.targets().items():
+    for name, (auth, fault, options) in matrix.targets().items():
         lines += [f"[targets.{name}]", f'device = "{matrix.device}"', "emulator = true", "destructive = true"]
         if fault:
             lines.append(f'faults = ["{fault}"]')
-        if matrix.options and not name.endswith("-clean-open"):
-            lines.append(matrix.options)
+        if options:
+            lines.append(options)
         if auth:
             lines.append(f"[targets.{name}.auth]")
             lines += [f'{key} = "{value}"' for key, value in auth.items()]
@@ -167,10 +197,11 @@ def _start(matrix: Matrix, work: Path):
 
 
 def _outcomes(junit: Path):
-    outcome = defaultdict(lambda: {"failed": [], "passed": 0})
+    outcome = defaultdict(lambda: {"failed": [], "passed": 0, "properties": {}})
     for case in ElementTree.parse(junit).iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         target = props.get("target", "?")
+        outcome[target]["properties"].update(props)
         if case.find("failure") is not None or case.find("error") is not None:
             outcome[target]["failed"].append(case.get("name"))
         elif case.find("skipped") is None:
@@ -195,7 +226,7 @@ def matrices(tmp_path_factory):
     return results
 
 
-CLEAN_CASES = [(device, f"{device}-clean-{kind}") for device in MATRICES for kind in ("open", "auth")]
+CLEAN_CASES = [(device, f"{device}-clean-{kind}") for device, matrix in MATRICES.items() for kind, _, _ in matrix.clean]
 FAULT_CASES = [(device, fault) for device, matrix in MATRICES.items() for fault in matrix.faults]
 
 
@@ -204,6 +235,16 @@ def test_clean_emulator_passes_every_check(matrices, device, target):
     outcome = matrices[device]["targets"][target]
     assert outcome["passed"] > 30, f"{target}: too few checks ran ({outcome['passed']})"
     assert not outcome["failed"], f"{target}: the clean emulator failed {outcome['failed']}"
+
+
+@pytest.mark.parametrize("target", [target for device, target in CLEAN_CASES if device == "overvis-mc252"])
+def test_login_session_is_obtained_once_per_run_not_per_request(matrices, target):
+    """The end-of-run check records how often the run logged in: once, and again only where a check
+    ended every session (a restart) or let it lapse (the emulator's clock moved past ttlSec)."""
+    props = matrices["overvis-mc252"]["targets"][target]["properties"]
+    logins, sent = int(props["session_logins"]), int(props["api_requests"])
+    assert sent > 300, f"{target}: too few requests to tell ({sent})"
+    assert 1 <= logins <= MC252_LOGINS, f"{target}: the run logged in {logins} times for {sent} requests"
 
 
 @pytest.mark.parametrize("device", sorted(MATRICES))
@@ -230,7 +271,9 @@ def test_fault_is_caught(matrices, device, fault):
 def test_reports_carry_no_secret(matrices, device):
     """Failing auth checks show their exchanges; no credential of the targets may appear."""
     result = matrices[device]
+    texts = {path.name: path.read_text(errors="replace") for path in result["files"]} | {"the run's output": result["stdout"]}
     for value in MATRICES[device].secrets():
-        for path in result["files"]:
-            assert value not in path.read_text(errors="replace"), f"{path.name} contains a secret"
-        assert value not in result["stdout"], "the run's output contains a secret"
+        for name, text in texts.items():
+            assert value not in text, f"{name} contains a secret"
+    for name, text in texts.items():  # tokens and hashes a run obtains are never known in advance
+        assert not session_secrets_in(text), f"{name} contains a session token or a login hash"

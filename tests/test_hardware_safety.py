@@ -10,6 +10,9 @@ test reads the device's state before and after (through the API, and the emulato
   pairing request, the settings and the tokens unchanged. Its budget makes this run take minutes,
   so the devices run at once.
 - WCC Lite with an API key: no firmware upgrade and no configuration upload.
+- Overvis MC252 with its login: none of the schema's destructive commands (restart, updates, settings
+  reset and import, SMS, activation, cloud reconnect, card eject and writes, clock), the active and
+  saved settings unchanged, and no session token or login hash in the output or the report.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from conformlab.schema import device_schema
+from leaks import session_secrets_in
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-secret"
@@ -42,6 +48,8 @@ class Bench:
             auth = (self.auth["username"], self.auth["password"])
             return {"config": requests.get(url + "/api/v1/config", auth=auth, timeout=5).json(),
                     "state": requests.get(url + "/api/v1/state", auth=auth, timeout=5).json()}
+        if self.device == "overvis-mc252":
+            return requests.get(url + "/__emulator__/settings", timeout=5).json()
         if self.device == "wcc-lite":  # nothing the API writes can be read back: the uploads are counted
             counters = requests.get(url + "/__emulator__/counters", timeout=5).json()
             return {name: counters[name] for name in ("upgradesStarted", "upgradesRefused", "syncUploads", "syncRefused")}
@@ -65,7 +73,12 @@ BENCHES = {
     "wcc-lite": Bench("wcc-lite", {"api_key": "bench-api-key-1"}, (
         ("POST", "/api/sysupgrade"), ("POST", "/api/sync"),
     ), min_requests=50),
+    "overvis-mc252": Bench("overvis-mc252", {"login": "admin", "password": PASSWORD}, tuple(
+        (op.method, "/api" + op.path) for op in device_schema("overvis-mc252").operations if op.destructive
+    ), min_requests=200),
 }
+MC252_EFFECTS = ("reboots", "updateDownloads", "updatePrograms", "settingsResets", "settingsImports", "smsTests",
+                 "activations", "cardEjects", "cardWrites", "cardRemoves", "timeSets", "cloudReconnects")
 
 
 def _start(bench: Bench, work: Path) -> dict:
@@ -108,7 +121,7 @@ def benches(tmp_path_factory):
         s["emulator"].wait(timeout=10)
         s["log"].close()
         results[device] = {"returncode": s["run"].returncode, "stdout": output, "before": s["before"], "after": after,
-                           "counters": counters, "log": run_log}
+                           "counters": counters, "log": run_log, "html": (work / f"{device}.html").read_text(errors="replace")}
     return results
 
 
@@ -132,6 +145,8 @@ def test_no_destructive_request_was_sent(benches, device):
         assert counters == {"restarts": 0, "firmwareUpdates": 0, "firmwareUploads": 0, "nextionUploads": 0}
     elif device == "wcc-lite":
         assert counters["upgradesStarted"] == counters["syncUploads"] == 0, counters
+    elif device == "overvis-mc252":
+        assert {name: counters[name] for name in MC252_EFFECTS} == dict.fromkeys(MC252_EFFECTS, 0), counters
     else:
         effects = ("reboots", "otaStarts", "tokenRenewals", "caUploads", "cloudPairings")
         assert {name: counters[name] for name in effects} == dict.fromkeys(effects, 0), counters
@@ -158,5 +173,8 @@ def test_device_left_as_found(benches, device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_secrets_not_in_outputs(benches, device):
-    for value in BENCHES[device].auth.values():
-        assert value not in benches[device]["stdout"]
+    for key, value in BENCHES[device].auth.items():
+        if key != "login":
+            assert value not in benches[device]["stdout"]
+    for text in (benches[device]["stdout"], benches[device]["html"]):
+        assert not session_secrets_in(text), "a session token or login hash reached the output or the report"

@@ -166,7 +166,7 @@ def test_the_harness_schema_loader_reads_it():
 def test_x_conformlab_keys(doc):
     for method, path, op in _operations(doc):
         ext = op["x-conformlab"]
-        assert set(ext) <= {"level", "destructive", "reads", "fuzz"}, f"{method} {path}: {ext}"
+        assert set(ext) <= {"level", "destructive", "reads", "fuzz", "written_by"}, f"{method} {path}: {ext}"
         assert ext["level"] in (0, 1, 2)
         if "destructive" in ext:
             assert isinstance(ext["destructive"], str) and len(ext["destructive"].strip()) > 20
@@ -174,6 +174,9 @@ def test_x_conformlab_keys(doc):
             assert ext["fuzz"] is False, f"{method} {path}: say fuzz: false or nothing"
         if "reads" in ext:
             assert method != "GET" and "get" in doc["paths"][ext["reads"]], f"{method} {path}"
+        if "written_by" in ext:  # the write that restores the read: it reads back here, and is safe to use
+            writer = doc["paths"][ext["written_by"]]["post"]["x-conformlab"]
+            assert method == "GET" and writer.get("reads") == path and "destructive" not in writer, f"{method} {path}"
     # destructive commands are never fuzzed with random bodies where that could not be undone
     assert {key for key in DESTRUCTIVE if key not in NOT_FUZZED} == {
         ("POST", "/cmd/updates/download/"), ("POST", "/cmd/updates/program/"), ("POST", "/cmd/callback/reconnect/")}

@@ -66,6 +66,31 @@ class HeaderKeyAuth(AuthBase):
         return request
 
 
+class TokenHeaders(AuthBase):
+    """`Bearer <token>` in each of the given header names (a session token someone already holds)."""
+
+    def __init__(self, token: str, headers: tuple[str, ...] = ("Authorization",), *, secret: bool = True):
+        self.token, self.headers = token, headers
+        if secret:  # a made-up token a check expects to be refused stays readable in the report
+            secrets.register(token)
+
+    def __call__(self, request):
+        for name in self.headers:
+            request.headers[name] = f"Bearer {self.token}"
+        return request
+
+
+class LoginError(requests.RequestException):
+    """The device refused the login or answered the salt or login with something unusable."""
+
+
+def salted_sha1(login: str, password: str, salt: str) -> str:
+    """Lowercase hex SHA1 of login + password + salt (a password hash: registered as a secret)."""
+    digest = hashlib.sha1(f"{login}{password}{salt}".encode()).hexdigest()
+    secrets.register(digest)
+    return digest
+
+
 class SaltLoginSession(AuthBase):
     """A login session: salt, SHA1(login + password + salt), a Bearer session token.
 
@@ -76,9 +101,9 @@ class SaltLoginSession(AuthBase):
     """
 
     def __init__(self, login: str, password: str, *, prefix: str, salt_path: str, login_path: str,
-                 headers: tuple[str, ...] = ("Authorization",), timeout: float = 10.0):
+                 logout_path: str | None = None, headers: tuple[str, ...] = ("Authorization",), timeout: float = 10.0):
         self.login, self.password = login, password
-        self.prefix, self.salt_path, self.login_path = prefix, salt_path, login_path
+        self.prefix, self.salt_path, self.login_path, self.logout_path = prefix, salt_path, login_path, logout_path
         self.headers, self.timeout = headers, timeout
         self.token: str | None = None
         self.logins = 0
@@ -93,24 +118,44 @@ class SaltLoginSession(AuthBase):
         return request
 
     def _attach(self, request) -> None:
-        for name in self.headers:
-            request.headers[name] = f"Bearer {self.token}"
+        TokenHeaders(self.token, self.headers)(request)
 
     def log_in(self, base: str) -> str:
         with requests.Session() as plain:
             plain.trust_env = False
-            salt = plain.get(base + self.salt_path, timeout=self.timeout)
-            salt.raise_for_status()
-            value = salt.json()["salt"]
-            digest = hashlib.sha1(f"{self.login}{self.password}{value}".encode()).hexdigest()
-            secrets.register(digest)
-            answer = plain.post(base + self.login_path, json={"username": self.login, "password": digest},
-                                timeout=self.timeout)
-            answer.raise_for_status()
-            self.token = answer.json()["token"]
-        secrets.register(self.token)
+            try:
+                salt = plain.get(base + self.salt_path, timeout=self.timeout)
+                value = salt.json()["salt"] if salt.status_code == 200 else None
+            except (ValueError, KeyError, TypeError):
+                value = None
+            if not isinstance(value, str) or not value:
+                raise LoginError(f"GET {self.prefix}{self.salt_path} gave no salt "
+                                 f"({salt.status_code} {secrets.mask(salt.text[:80])!r})")
+            answer = plain.post(base + self.login_path, timeout=self.timeout,
+                                json={"username": self.login, "password": salted_sha1(self.login, self.password, value)})
+            if answer.status_code in (401, 403):
+                raise LoginError(f"the device refused the login of {self.login!r} ({answer.status_code} on POST "
+                                 f"{self.prefix}{self.login_path}): check the target's login and password")
+            try:
+                token = answer.json()["token"]
+            except (ValueError, KeyError, TypeError):
+                token = None
+            if answer.status_code != 200 or not isinstance(token, str) or not token:
+                raise LoginError(f"POST {self.prefix}{self.login_path} gave no session token "
+                                 f"({answer.status_code} {secrets.mask(answer.text[:80])!r})")
+        secrets.register(token)
+        self.token = token
         self.logins += 1
-        return self.token
+        return token
+
+    def log_out(self, base_url: str) -> None:
+        """End the session at the end of a run (a session left open lapses by itself anyway)."""
+        if self.token is None or self.logout_path is None:
+            return
+        token, self.token = self.token, None
+        with requests.Session() as plain:
+            plain.trust_env = False
+            plain.post(base_url + self.logout_path, json={}, auth=TokenHeaders(token, self.headers), timeout=self.timeout)
 
     def _again_after_401(self, response, **kwargs):
         """The session lapsed: log in once more and send the request again (once)."""

@@ -99,7 +99,7 @@ class DeviceChecks:
     def restored_paths(self, device: DeviceUnderTest, op: Operation) -> list[str]:
         """The run's snapshot paths, and the operation's own read where it can be written back."""
         paths = list(device.profile.snapshot_paths)
-        if op.reads and op.reads not in paths and device.schema.has("POST", op.reads):
+        if op.reads and op.reads not in paths and device.writer(op.reads) is not None:
             paths.append(reads_path(device, op))
         return paths
 

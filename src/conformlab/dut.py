@@ -86,8 +86,18 @@ class DeviceUnderTest:
     def comparable(self, path: str, value):
         """What of a read answer the run must leave as found: the part its write takes (GET /state
         also carries live measurements), or all of it where there is no write."""
-        op = self.schema.match("POST", path)
+        op = self.writer(path)
         return self.writable(op, value) if op is not None else value
+
+    def writer(self, path: str) -> Operation | None:
+        """The write that puts a read's values back: the POST on the same path, or the one the read
+        names (x-conformlab written_by, e.g. MC252 GET /settings/saved/get/ -> /settings/saved/set/)."""
+        op = self.schema.match("POST", path)
+        if op is not None:
+            return op
+        read = self.schema.match("GET", path)
+        written_by = read.extension.get("written_by") if read is not None else None
+        return self.schema.operation("POST", written_by) if written_by else None
 
     def take_snapshot(self) -> None:
         self.snapshot = {path: self.read(path) for path in self.profile.snapshot_paths}
@@ -109,7 +119,7 @@ class DeviceUnderTest:
 
         Only what the write takes is compared: a read such as GET /state also carries live values.
         """
-        op = self.schema.match("POST", path)
+        op = self.writer(path)
         if op is not None:
             wanted = self.writable(op, old)
             current = self.writable(op, self.read(path))
@@ -117,7 +127,8 @@ class DeviceUnderTest:
                 return
             # Only what differs: writing a whole settings object back would re-apply (and may
             # restart) Wi-Fi or MQTT on a device whose partial writes apply only the keys sent.
-            response = self.client.post(path, json=_changed_part(current, wanted))
+            write_path = path if self.schema.match("POST", path) is not None else op.path
+            response = self.client.post(write_path, json=_changed_part(current, wanted))
             if response.status_code != 200:
                 raise RestoreError(f"could not restore {path}: POST answered {response.status_code} {response.text[:120]}")
             now = self.writable(op, self.read(path))

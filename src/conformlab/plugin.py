@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+import requests
 
 from conformlab import secrets
 from conformlab.client import DeviceClient, DeviceError, curl_line, render_exchange
@@ -116,6 +117,8 @@ def pytest_configure(config):
     if _is_controller(config):
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         names = "_".join(t.name for t in targets)
+        if len(names) > 100:  # file names have a length limit; the report itself lists every target
+            names = f"{targets[0].name}-and-{len(targets) - 1}-more"
         reports = config.rootpath / "reports"
         if config.option.htmlpath is None and config.pluginmanager.hasplugin("html"):
             config.option.htmlpath = str(reports / f"{names}-{stamp}.html")
@@ -212,6 +215,8 @@ def pytest_collection_modifyitems(session, config, items):
         return
     known = all_requirements()
     for item in items:
+        # Masked here, once, where every xdist worker does the same: a report's id must be its item's.
+        item._nodeid = secrets.mask(item._nodeid)
         target = _target_of(item)
         ids = requirement_ids(item)
         if target is None:
@@ -276,9 +281,21 @@ def _device_session(target: Target):
             pytest.fail(f"target {target.name}: cannot read the state to restore at the end: {exc}", pytrace=False)
         yield dut
     finally:
+        _end_session(client)
         client.close()
         if emulator:
             emulator.stop()
+
+
+def _end_session(client: DeviceClient) -> None:
+    """Log out where the auth strategy holds a login session (MC252): it is not left to lapse."""
+    log_out = getattr(client.session.auth, "log_out", None)
+    if log_out is None:
+        return
+    try:
+        log_out(client.base_url)
+    except requests.RequestException:
+        pass  # the device is gone or hung: its session lapses by itself
 
 
 @pytest.fixture
@@ -359,8 +376,6 @@ def _scrub(report) -> None:
             report.longrepr = masked
     report.sections = [(title, secrets.mask(content)) for title, content in report.sections]
     report.user_properties = [(k, secrets.mask(v) if isinstance(v, str) else v) for k, v in report.user_properties]
-    if secrets.mask(report.nodeid) != report.nodeid:
-        report.nodeid = secrets.mask(report.nodeid)
 
 
 def _props(report) -> dict:

@@ -13,7 +13,7 @@ from typing import Callable
 
 from requests.auth import AuthBase
 
-from conformlab.auth import HeaderKeyAuth, basic_auth, bearer_levels
+from conformlab.auth import HeaderKeyAuth, SaltLoginSession, basic_auth, bearer_levels
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class DeviceProfile:
     snapshot_paths: tuple[str, ...] = ()  # GETs whose answers must be unchanged at the end of a run
     rate_budget: RateBudget | None = None
     target_options: dict[str, Callable[[object], str | None]] = field(default_factory=dict)  # device-specific keys
+    emulator_only_options: frozenset[str] = frozenset()  # of those, the ones that configure an emulator
 
 
 def _both_or_neither(first: str, second: str, neither_means: str) -> Callable[[dict[str, str]], str | None]:
@@ -125,4 +126,42 @@ WCC_LITE = DeviceProfile(
     target_options={"disabled_endpoints": _disabled_endpoints_problem},
 )
 
-PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE, WATTWAECHTER, WCC_LITE)}
+# The document names the token header "Authorized", the standard one is "Authorization" (NOTES.md):
+# the harness's session sends both; the access suite finds out which one the device reads.
+MC252_TOKEN_HEADERS = ("Authorized", "Authorization")
+
+
+def mc252_session(auth: dict[str, str]) -> SaltLoginSession:
+    return SaltLoginSession(auth["login"], auth["password"], prefix="/api", salt_path="/login/salt/",
+                            login_path="/login/", logout_path="/cmd/logout/", headers=MC252_TOKEN_HEADERS)
+
+
+def _mc252_auth_problem(auth: dict[str, str]) -> str | None:
+    if not auth.get("login") or "password" not in auth:
+        return ("give login and password: all of the MC252 API but the version and the salt needs a "
+                "session (the emulator's factory login is admin/admin)")
+    return None
+
+
+def _token_header_problem(value) -> str | None:
+    if value not in ("both", *MC252_TOKEN_HEADERS):
+        return 'must be "Authorized", "Authorization" or "both" (the header the emulated firmware reads)'
+    return None
+
+
+OVERVIS_MC252 = DeviceProfile(
+    name="overvis-mc252",
+    prefix="/api",
+    schema="overvis-mc252.yaml",
+    suite="overvis_mc252",
+    document="overvis-mc252-api.txt",
+    auth_keys=frozenset({"login", "password"}),
+    make_auth=lambda auth: mc252_session(auth) if auth.get("login") else None,
+    check_auth=_mc252_auth_problem,
+    probe_path="/settings/saved/get/",  # level 1: a wrong login shows at once
+    snapshot_paths=("/settings/saved/get/",),  # the active ones follow them at the next start
+    target_options={"token_header": _token_header_problem},
+    emulator_only_options=frozenset({"token_header"}),
+)
+
+PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE, WATTWAECHTER, WCC_LITE, OVERVIS_MC252)}

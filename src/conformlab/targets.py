@@ -40,6 +40,9 @@ class TargetsError(Exception):
     """A targets file that cannot be used; the message is one line for the user."""
 
 
+IDENTITY_KEYS = frozenset({"username", "login"})  # auth keys that name the user
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -58,13 +61,15 @@ class Target:
         return PROFILES[self.device]
 
     def secrets(self) -> list[str]:
-        return [value for value in self.auth.values() if value]
+        """The credentials to mask: every auth value but the user's name (not a secret, and masking
+        a name such as "admin" would mangle every word that contains it)."""
+        return [value for key, value in self.auth.items() if value and key not in IDENTITY_KEYS]
 
     def describe(self) -> str:
         """One line for reports and logs; never includes secrets."""
         where = self.base_url or "bundled emulator"
         extra = f", faults: {', '.join(self.faults)}" if self.faults else ""
-        auth = "credentials set" if self.secrets() else "no credentials"
+        auth = "credentials set" if any(self.auth.values()) else "no credentials"
         return f"{self.name} ({self.device} at {where}, {auth}{extra})"
 
 
@@ -179,6 +184,8 @@ def _parse_target(path: Path, name: str, table) -> Target:
     options = {}
     for key, check in profile.target_options.items():
         if key in table:
+            if key in profile.emulator_only_options and not emulator:
+                raise TargetsError(f'{where}: key "{key}" is for emulator targets only')
             problem = check(table[key])
             if problem:
                 raise TargetsError(f'{where}: key "{key}" {problem}')

@@ -1,0 +1,101 @@
+"""Modbus through the controller: requests answered by their transaction id, the RS-485 device
+search and the template search (start, result, stop).
+
+Only reads of holding registers are sent to the bus (function 3: changes nothing on the field
+devices). The bodies and answers beyond the paths are the emulator's reading (see the schema).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformlab.checks import answer
+from conformlab.client import expect_json
+from suites.overvis_mc252.mc252 import MODBUS_READ, SCHEMA, first_template, let_time_pass, require_login, wait_until
+
+FINAL = ("ok", "timeout", "exception")
+SEARCH_SECONDS = 30  # how long real hardware is given to finish a search before the run stops it
+
+
+def modbus_answer(device, tid: int) -> dict:
+    """The answer of transaction `tid`, once it is no longer pending (bounded wait)."""
+    def final():
+        body = expect_json(device.client.get(f"/modbus/resp/?tid={tid}"))
+        return body if body.get("status") != "pending" else None
+
+    body = wait_until(final, 10.0, step=0.05)
+    assert body, f"transaction {tid} is still pending after 10 s"
+    return body
+
+
+@pytest.mark.req("MC252-MODBUS-TID")
+def test_modbus_answers_are_found_by_their_tid(device):
+    """Two requests in flight: each tid answers its own request, whichever was sent last."""
+    require_login(device)
+    first_request, second_request = dict(MODBUS_READ), {**MODBUS_READ, "addr": MODBUS_READ["addr"] + 2, "count": 1}
+    tids = [expect_json(device.client.post("/modbus/req/", json=body))["tid"] for body in (first_request, second_request)]
+    assert all(isinstance(tid, int) for tid in tids) and tids[0] != tids[1], f"each request gets a transaction id of its own: {tids}"
+    for tid, request in zip(tids, (first_request, second_request)):
+        body = modbus_answer(device, tid)
+        problems = SCHEMA.check_answer(SCHEMA.operation("GET", "/modbus/resp/"), device.client.get(f"/modbus/resp/?tid={tid}"))
+        assert not problems, "; ".join(problems)
+        assert body.get("tid") == tid, f"GET /modbus/resp/?tid={tid} must answer transaction {tid}, got {body}"
+        assert body["status"] in FINAL, f"transaction {tid}: unknown status {body}"
+        if body["status"] == "ok":
+            assert (body.get("addr"), len(body.get("values", []))) == (request["addr"], request["count"]), (
+                f"transaction {tid} asked for {request['count']} register(s) from {request['addr']}, got {body}")
+
+
+def search_result(device, path: str) -> dict:
+    body = expect_json(device.client.get(path))
+    assert body.get("status") in ("idle", "running", "done", "stopped") and 0 <= body.get("progress", -1) <= 100, (
+        f"GET {path}: a search result has a status and a progress of 0..100: {body}")
+    return body
+
+
+def run_to_the_end(device, result_path: str) -> dict:
+    """The emulator's search ends after 5 s of its clock; real hardware gets SEARCH_SECONDS."""
+    if device.target.emulator:
+        let_time_pass(device, 6)
+        return search_result(device, result_path)
+    return wait_until(lambda: (lambda body: body if body["status"] == "done" else None)(search_result(device, result_path)),
+                      SEARCH_SECONDS, step=2.0) or search_result(device, result_path)
+
+
+SEARCHES = [
+    pytest.param("/modbus/find/", "/modbus/find/result/?list", id="device-search", marks=pytest.mark.req("MC252-MODBUS-FIND")),
+    pytest.param("/modbus/class-find/", "/modbus/class-find/result/", id="template-search", marks=pytest.mark.req("MC252-MODBUS-CLASS-FIND")),
+]
+
+
+@pytest.mark.parametrize("base, result_path", SEARCHES)
+def test_search_starts_reports_and_stops(device, base, result_path, notice):
+    require_login(device)
+    body = {"template": first_template(device)} if "class-find" in base else {}
+    started = device.client.post(base + "start/", json=body)
+    assert started.status_code == 200, f"POST {base}start/: {answer(started)}"
+    try:
+        running = search_result(device, result_path)
+        assert running["status"] in ("running", "done"), f"a started search is running (or done): {running}"
+        if body:
+            assert running.get("template") == body["template"], f"the template search names its template: {running}"
+        stopped = device.client.post(base + "stop/", json={})
+        assert stopped.status_code == 200, f"POST {base}stop/: {answer(stopped)}"
+        after = search_result(device, result_path)
+        assert after["status"] in ("stopped", "done"), f"after a stop the search is stopped (or was done): {after}"
+        again = search_result(device, result_path)
+        assert again["progress"] == after["progress"], f"a stopped search makes no progress: {after} then {again}"
+        # Once more to the end: it finds the devices on the bus.
+        assert device.client.post(base + "start/", json=body).status_code == 200
+        final = run_to_the_end(device, result_path)
+        if final["status"] != "done":
+            notice(f"the {base} search did not finish within {SEARCH_SECONDS} s; its end was not checked")
+            return
+        assert final["progress"] == 100 and isinstance(final.get("devices"), list), f"a finished search lists what it found: {final}"
+        if device.target.emulator:  # the emulated bus is known: every slave (of the template's model) is found
+            from conformlab.emulators.overvis_mc252 import BUS
+
+            expected = {unit for unit, slave in BUS.items() if slave.model == body.get("template", slave.model)}
+            assert {d.get("unit") for d in final["devices"]} == expected, f"the search must find units {sorted(expected)}: {final}"
+    finally:
+        device.client.post(base + "stop/", json={})
