@@ -71,6 +71,10 @@ BAD = [
     ("bad-timeout", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\ntimeout = "10"', 'target "x": key "timeout" must be a number'),
     ("bad-destructive", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\ndestructive = "yes"', 'target "x": key "destructive" must be true or false'),
     ("bad-waive", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\nwaive = "EVSE-AUTH-401"', 'target "x": key "waive" must be a list'),
+    ("mc252-without-login", '[targets.x]\ndevice = "overvis-mc252"\nemulator = true', 'target "x": key "auth": give login and password'),
+    ("mc252-without-password", '[targets.x]\ndevice = "overvis-mc252"\nemulator = true\n[targets.x.auth]\nlogin = "admin"', 'target "x": key "auth": give login and password'),
+    ("token-header-on-hardware", '[targets.x]\ndevice = "overvis-mc252"\nbase_url = "http://127.0.0.1"\ntoken_header = "Authorized"\n[targets.x.auth]\nlogin = "a"\npassword = "b"', 'target "x": key "token_header" is for emulator targets only'),
+    ("bad-token-header", '[targets.x]\ndevice = "overvis-mc252"\nemulator = true\ntoken_header = "Authorised"\n[targets.x.auth]\nlogin = "a"\npassword = "b"', 'target "x": key "token_header" must be "Authorized", "Authorization" or "both"'),
     ("not-toml", "[targets.x\ndevice=", "not valid TOML"),
     ("no-targets", "", "no [targets.<name>] tables"),
 ]
