@@ -130,7 +130,7 @@ class SaltLoginSession(AuthBase):
                 value = None
             if not isinstance(value, str) or not value:
                 raise LoginError(f"GET {self.prefix}{self.salt_path} gave no salt "
-                                 f"({salt.status_code} {secrets.mask(salt.text[:80])!r})")
+                                 f"({salt.status_code} {secrets.mask(salt.text)[:80]!r})")
             answer = plain.post(base + self.login_path, timeout=self.timeout,
                                 json={"username": self.login, "password": salted_sha1(self.login, self.password, value)})
             if answer.status_code in (401, 403):
@@ -140,9 +140,11 @@ class SaltLoginSession(AuthBase):
                 token = answer.json()["token"]
             except (ValueError, KeyError, TypeError):
                 token = None
+            if isinstance(token, str):
+                secrets.register(token)  # before any message could quote the answer
             if answer.status_code != 200 or not isinstance(token, str) or not token:
                 raise LoginError(f"POST {self.prefix}{self.login_path} gave no session token "
-                                 f"({answer.status_code} {secrets.mask(answer.text[:80])!r})")
+                                 f"({answer.status_code} {secrets.mask(answer.text)[:80]!r})")
         secrets.register(token)
         self.token = token
         self.logins += 1
@@ -158,8 +160,9 @@ class SaltLoginSession(AuthBase):
             plain.post(base_url + self.logout_path, json={}, auth=TokenHeaders(token, self.headers), timeout=self.timeout)
 
     def _again_after_401(self, response, **kwargs):
-        """The session lapsed: log in once more and send the request again (once)."""
-        if response.status_code != 401 or getattr(response.request, "_conformlab_relogged", False):
+        """The session lapsed (401, or 403 on a device that says so): log in once more and send the
+        request again (once)."""
+        if response.status_code not in (401, 403) or getattr(response.request, "_conformlab_relogged", False):
             return response
         self.token = None
         self.log_in(_origin(response.request.url) + self.prefix)

@@ -11,6 +11,7 @@ import contextlib
 
 import pytest
 
+from conformlab import secrets
 from conformlab.client import JSON
 from conformlab.dut import DeviceUnderTest
 from conformlab.schema import Operation
@@ -22,7 +23,7 @@ def ids(ops) -> list[str]:
 
 def answer(response) -> str:
     """One line that shows a response in a failure message."""
-    text = response.text[:160].replace("\n", " ")
+    text = secrets.mask(response.text)[:160].replace("\n", " ")  # masked before cut: no half secret
     return f"{response.request.method} {response.request.path_url} -> {response.status_code} {response.headers.get('Content-Type', '')!r} {text!r}"
 
 

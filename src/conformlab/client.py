@@ -345,10 +345,10 @@ def expect_json(response: requests.Response):
     """The answer's JSON, or a failure that shows what came instead."""
     ctype = response.headers.get("Content-Type", "")
     assert response.status_code == 200, (
-        f"{response.request.method} {response.url}: expected 200, got {response.status_code}: {_preview(response.content)[:200]}")
+        f"{response.request.method} {response.url}: expected 200, got {response.status_code}: {secrets.mask(_preview(response.content))[:200]}")
     assert ctype.split(";")[0].strip() == JSON, (
         f"{response.request.method} {response.url}: expected Content-Type application/json, got {ctype!r}")
     try:
         return response.json()
     except ValueError:
-        raise AssertionError(f"{response.request.method} {response.url}: body is not JSON: {_preview(response.content)[:200]}") from None
+        raise AssertionError(f"{response.request.method} {response.url}: body is not JSON: {secrets.mask(_preview(response.content))[:200]}") from None

@@ -13,6 +13,7 @@ import time
 import pytest
 import requests
 
+from conformlab import secrets
 from conformlab.client import DeviceClient, expect_json
 from conformlab.schema import DeviceSchema, Operation, device_schema
 from conformlab.targets import Target
@@ -130,7 +131,7 @@ class DeviceUnderTest:
             write_path = path if self.schema.match("POST", path) is not None else op.path
             response = self.client.post(write_path, json=_changed_part(current, wanted))
             if response.status_code != 200:
-                raise RestoreError(f"could not restore {path}: POST answered {response.status_code} {response.text[:120]}")
+                raise RestoreError(f"could not restore {path}: POST answered {response.status_code} {secrets.mask(response.text)[:120]}")
             now = self.writable(op, self.read(path))
             if now != wanted:
                 raise RestoreError(f"{path} is not as it was after restoring: was {wanted!r}, now {now!r}")

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
+from conformlab import secrets
 from conformlab.profiles import PROFILES
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -180,12 +181,12 @@ class DeviceSchema:
             try:
                 body = response.json()
             except ValueError:
-                return problems + [f"{op}: body is not JSON: {response.text[:120]!r}"]
+                return problems + [f"{op}: body is not JSON: {secrets.mask(response.text)[:120]!r}"]
         else:
             body = response.text
         for error in sorted(self.validator(schema).iter_errors(body), key=lambda e: list(e.path)):
             where = "/".join(str(p) for p in error.absolute_path) or "(body)"
-            problems.append(f"{op}: {where}: {error.message[:300]}")
+            problems.append(f"{op}: {where}: {secrets.mask(error.message)[:300]}")
         return problems
 
 

@@ -9,9 +9,9 @@ import base64
 import pytest
 
 from conformlab.checks import answer
-from conformlab.client import expect_json
 from suites.overvis_mc252.mc252 import (
-    SCRATCH_DATA, SCRATCH_FILE, assert_envelope, first_card_file, remove_scratch, require_login, scratch_write,
+    CHECKS, SCHEMA, SCRATCH_DATA, SCRATCH_FILE, as_read, assert_envelope, card_listing, first_card_file, read_json, remove_scratch,
+    require_login, scratch_write,
 )
 
 
@@ -23,25 +23,27 @@ def card(device, what: str, body: dict):
 def test_card_file_info_and_content_agree(device):
     require_login(device)
     path = first_card_file(device)
-    info = expect_json(card(device, "file/info", {"path": path}))
-    assert info.get("type") == "file" and isinstance(info.get("size"), int), f"file info of {path}: {info}"
-    chunk = expect_json(card(device, "file/read", {"path": path, "offset": 0}))
-    data = base64.b64decode(chunk.get("data", ""), validate=True)
-    assert chunk.get("size") == info["size"], f"read and info disagree on the size of {path}: {chunk.get('size')} vs {info['size']}"
-    assert len(data) == min(info["size"], 4096), f"the first chunk of {path} has {len(data)} bytes of {info['size']}"
-    assert chunk.get("eof") is (info["size"] <= 4096), f"eof of the first chunk of {path} ({info['size']} bytes): {chunk.get('eof')}"
+    info = read_json(device, card(device, "file/info", {"path": path}), f"file info of {path}")
+    chunk = read_json(device, card(device, "file/read", {"path": path, "offset": 0, "length": 4096}), f"reading {path}")
+    as_read(device, info.get("type") == "file" and isinstance(info.get("size"), int) and isinstance(chunk.get("data"), str),
+            f"file info and content of {path}: {info}, {chunk}")
+    data = base64.b64decode(chunk["data"], validate=True)
+    assert len(data) == min(info["size"], 4096), f"the first 4096 bytes of {path} ({info['size']} bytes by its info) are {len(data)} bytes"
+    as_read(device, chunk.get("size") == info["size"] and chunk.get("eof") is (info["size"] <= 4096),
+            f"the chunk's size and eof agree with the file info of {path}: {chunk.get('size')}, {chunk.get('eof')} vs {info['size']}")
 
 
 @pytest.mark.req("MC252-CARD", "MC252-ERROR-ENVELOPE")
 def test_card_dir_lists_the_folders_entries(device):
     require_login(device)
-    listing = expect_json(card(device, "dir", {"path": "/"}))
-    names = [entry.get("name") for entry in listing.get("entries", [])]
-    assert names and all(isinstance(name, str) and name for name in names), f"the root folder's entries: {listing}"
-    folder = next((entry["name"] for entry in listing["entries"] if entry.get("type") == "dir"), None)
+    listing = card_listing(device)
+    entries = listing.get("entries")
+    as_read(device, isinstance(entries, list) and all(isinstance(e, dict) and e.get("name") for e in entries),
+            f"the root folder's entries: {listing}")
+    folder = next((entry["name"] for entry in entries if entry.get("type") == "dir"), None)
     if folder is not None:
-        inner = expect_json(card(device, "dir", {"path": f"/{folder}"}))
-        assert isinstance(inner.get("entries"), list), f"the entries of /{folder}: {inner}"
+        inner = card_listing(device, f"/{folder}")
+        as_read(device, isinstance(inner.get("entries"), list), f"the entries of /{folder}: {inner}")
     missing = card(device, "dir", {"path": "/conformlab-no-such-folder"})
     assert 400 <= missing.status_code < 500, f"a folder that does not exist cannot be listed: {answer(missing)}"
     assert_envelope(missing, "listing a missing folder")
@@ -57,9 +59,9 @@ def test_scratch_file_written_read_back_and_removed(device):
         extra = b"appended\n"
         appended = card(device, "file/write", {"path": SCRATCH_FILE, "data": base64.b64encode(extra).decode(), "append": True})
         assert appended.status_code == 200, f"appending to the scratch file: {answer(appended)}"
-        info = expect_json(card(device, "file/info", {"path": SCRATCH_FILE}))
-        assert info.get("size") == len(SCRATCH_DATA + extra), f"the scratch file has {info.get('size')} bytes, written {len(SCRATCH_DATA + extra)}"
-        chunk = expect_json(card(device, "file/read", {"path": SCRATCH_FILE}))
+        info = read_json(device, card(device, "file/info", {"path": SCRATCH_FILE}), "info of the scratch file")
+        as_read(device, info.get("size") == len(SCRATCH_DATA + extra), f"the scratch file has {info.get('size')} bytes, written {len(SCRATCH_DATA + extra)}")
+        chunk = read_json(device, card(device, "file/read", {"path": SCRATCH_FILE, "length": 4096}), "reading the scratch file")
         assert base64.b64decode(chunk["data"]) == SCRATCH_DATA + extra, "the scratch file must read back as written"
         removed = card(device, "remove", {"path": SCRATCH_FILE})
         assert removed.status_code == 200, f"removing the scratch file: {answer(removed)}"
@@ -68,3 +70,21 @@ def test_scratch_file_written_read_back_and_removed(device):
         assert_envelope(gone, "info of a removed file")
     finally:
         remove_scratch(device)
+
+
+@pytest.mark.req("MC252-CARD", "MC252-ERROR-STATUS", "MC252-ERROR-ENVELOPE")
+@pytest.mark.destructive("ejects the SD card (logging stops); the run puts it back: on hardware by a restart")
+def test_ejected_card_is_unavailable_until_put_back(device):
+    """After the safe ejection the card cannot be used: an error status with the envelope (503
+    Service Unavailable is the emulator's reading; any error passes on hardware)."""
+    require_login(device)
+    card_listing(device)  # skips when there is no card to eject
+    op = SCHEMA.operation("POST", "/cmd/memory/card_eject/")
+    with CHECKS.restoring(device, op):  # puts the card back (and refuses while a restart would apply pending settings)
+        ejected = device.client.post(op.path, json={})
+        assert ejected.status_code == 200, f"the card must be ejected: {answer(ejected)}"
+        after = card(device, "dir", {"path": "/"})
+    assert after.status_code >= 400, f"an ejected card must not be listed: {answer(after)}"
+    as_read(device, after.status_code == 503, f"an ejected card answers 503: {answer(after)}")
+    assert_envelope(after, "a card request after the eject")
+    assert card(device, "dir", {"path": "/"}).status_code == 200, "the card must be back after the check"

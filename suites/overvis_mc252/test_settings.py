@@ -11,11 +11,8 @@ import pytest
 
 from conformlab.checks import answer
 from conformlab.client import expect_json
-from suites.overvis_mc252.mc252 import (
-    SETTINGS, assert_envelope, other_value, require_login, settings_key, wait_until_up,
-)
+from suites.overvis_mc252.mc252 import ACTIVE, SETTINGS, assert_envelope, other_value, require_login, restart, settings_key
 
-ACTIVE = "/settings/active/get/"
 SAVED_SET = "/settings/saved/set/"
 
 
@@ -85,12 +82,6 @@ def test_invalid_settings_write_refused_and_nothing_changes(device, case):
     assert response.status_code == 400, f"{case}: expected 400: {answer(response)}"
     assert_envelope(response, case)
     assert now == before[SETTINGS], f"{case}: the saved settings changed although the write was refused: {key}={now.get(key)!r} (was {old!r})"
-
-
-def restart(device) -> None:
-    response = device.client.post("/cmd/reboot/", json={})
-    assert response.status_code == 200, f"POST /cmd/reboot/: {answer(response)}"
-    wait_until_up(device)
 
 
 @pytest.mark.req("MC252-SAVED-NEXT-START")
