@@ -33,14 +33,17 @@ def basic_auth(username: str, password: str) -> AuthBase | None:
 
 
 class BearerAuth(AuthBase):
-    """`Authorization: Bearer <token>`; registers the token as a secret."""
+    """`Bearer <token>` in each of the given header names (`Authorization` unless a device reads
+    another, e.g. the MC252 document's "Authorized"); registers the token as a secret."""
 
-    def __init__(self, token: str):
-        self.token = token
-        secrets.register(token)
+    def __init__(self, token: str, headers: tuple[str, ...] = ("Authorization",), *, secret: bool = True):
+        self.token, self.headers = token, headers
+        if secret:  # a made-up token a check expects to be refused stays readable in the report
+            secrets.register(token)
 
     def __call__(self, request):
-        request.headers["Authorization"] = f"Bearer {self.token}"
+        for name in self.headers:
+            request.headers[name] = f"Bearer {self.token}"
         return request
 
 
@@ -63,20 +66,6 @@ class HeaderKeyAuth(AuthBase):
 
     def __call__(self, request):
         request.headers[self.header] = self.key
-        return request
-
-
-class TokenHeaders(AuthBase):
-    """`Bearer <token>` in each of the given header names (a session token someone already holds)."""
-
-    def __init__(self, token: str, headers: tuple[str, ...] = ("Authorization",), *, secret: bool = True):
-        self.token, self.headers = token, headers
-        if secret:  # a made-up token a check expects to be refused stays readable in the report
-            secrets.register(token)
-
-    def __call__(self, request):
-        for name in self.headers:
-            request.headers[name] = f"Bearer {self.token}"
         return request
 
 
@@ -118,7 +107,7 @@ class SaltLoginSession(AuthBase):
         return request
 
     def _attach(self, request) -> None:
-        TokenHeaders(self.token, self.headers)(request)
+        BearerAuth(self.token, self.headers)(request)
 
     def log_in(self, base: str) -> str:
         with requests.Session() as plain:
@@ -157,7 +146,7 @@ class SaltLoginSession(AuthBase):
         token, self.token = self.token, None
         with requests.Session() as plain:
             plain.trust_env = False
-            plain.post(base_url + self.logout_path, json={}, auth=TokenHeaders(token, self.headers), timeout=self.timeout)
+            plain.post(base_url + self.logout_path, json={}, auth=BearerAuth(token, self.headers), timeout=self.timeout)
 
     def _again_after_401(self, response, **kwargs):
         """The session lapsed (401, or 403 on a device that says so): log in once more and send the

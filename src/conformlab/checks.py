@@ -8,6 +8,7 @@ right now, how to read an effect that moves by itself) and uses its methods.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 
@@ -25,6 +26,17 @@ def answer(response) -> str:
     """One line that shows a response in a failure message."""
     text = secrets.mask(response.text)[:160].replace("\n", " ")  # masked before cut: no half secret
     return f"{response.request.method} {response.request.path_url} -> {response.status_code} {response.headers.get('Content-Type', '')!r} {text!r}"
+
+
+def wait_until(probe, seconds: float, step: float = 0.2):
+    """Call probe() until it returns something truthy, for at most `seconds`; its last value.
+    (Bounded: a device that never gets there leaves the check's own assertion to say so.)"""
+    end = time.monotonic() + seconds
+    while True:
+        value = probe()
+        if value or time.monotonic() >= end:
+            return value
+        time.sleep(step)
 
 
 def assert_unchanged(before, after, what: str) -> None:
@@ -114,13 +126,14 @@ class DeviceChecks:
         with device.preserved(*self.restored_paths(device, op)):
             yield
 
-    def assert_refused(self, device: DeviceUnderTest, op: Operation, status: int, why: str, request):
-        """Send `request()`; the device must answer `status` and the write's effect must be
-        unchanged. Whatever the request changed anyway is put back afterwards."""
+    def assert_refused(self, device: DeviceUnderTest, op: Operation, status: int | tuple[int, ...], why: str, request):
+        """Send `request()`; the device must answer `status` (or one of several) and the write's
+        effect must be unchanged. Whatever the request changed anyway is put back afterwards."""
+        statuses = status if isinstance(status, tuple) else (status,)
         before = self.read_effect(device, op)
         with self.restoring(device, op):
             response = request()
             after = self.read_effect(device, op)
-        assert response.status_code == status, f"{why}: expected {status}, got {answer(response)}"
+        assert response.status_code in statuses, f"{why}: expected {' or '.join(map(str, statuses))}, got {answer(response)}"
         assert_unchanged(before, after, str(op))
         return response

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conformlab.checks import answer, send
+from conformlab.checks import answer, send, wait_until
 from suites.esp32_evse.evse import SCHEMA, assert_ok, require_no_vehicle, restoring
 
 # -- logs ------------------------------------------------------------------------------------------
@@ -195,9 +195,7 @@ def test_firmware_update_to_another_version_flashes_and_restarts(device, version
     counters = device.control("counters")
     version_server("v9.9.9")
     assert_ok(device.client.post("/firmware/update"))
-    deadline = time.monotonic() + 10
-    while device.control("counters")["restarts"] == counters["restarts"] and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: device.control("counters")["restarts"] != counters["restarts"], 10)
     after = device.control("counters")
     assert after["firmwareUpdates"] == counters["firmwareUpdates"] + 1, "the other version must be flashed"
     assert after["restarts"] > counters["restarts"], "the device restarts after flashing"
@@ -231,9 +229,7 @@ def test_invalid_firmware_image_refused_523(device, image):
 def test_valid_firmware_image_accepted_and_restarts(device):
     counters = device.control("counters")
     assert_ok(device.client.post("/firmware/upload", body=esp_image("esp32-evse"), content_type="application/octet-stream"))
-    deadline = time.monotonic() + 10
-    while device.control("counters")["restarts"] == counters["restarts"] and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: device.control("counters")["restarts"] != counters["restarts"], 10)
     after = device.control("counters")
     assert after["firmwareUploads"] == counters["firmwareUploads"] + 1 and after["restarts"] > counters["restarts"], (
         f"a valid image is taken and the device restarts into it: {counters} -> {after}")
@@ -321,15 +317,11 @@ def test_access_point_toggle_applies_after_a_short_delay(device):
         pytest.skip(f"the harness reaches the device through its access point ({wifi.get('apIp')}); stopping it would cut the run off")
     try:
         assert_ok(send(device, op, body=not original))
-        deadline = time.monotonic() + 5
-        while device.read("/wifi/state")["apEnabled"] == original and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: device.read("/wifi/state")["apEnabled"] != original, 5)
         assert device.read("/wifi/state")["apEnabled"] is (not original), "apEnabled did not change within 5 s"
     finally:
         assert_ok(send(device, op, body=original))
-        deadline = time.monotonic() + 5
-        while device.read("/wifi/state")["apEnabled"] != original and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: device.read("/wifi/state")["apEnabled"] == original, 5)
 
 
 # -- restart ---------------------------------------------------------------------------------------

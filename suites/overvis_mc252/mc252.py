@@ -17,16 +17,17 @@ import time
 
 import pytest
 
-from conformlab.auth import TokenHeaders, salted_sha1
-from conformlab.checks import DeviceChecks, answer
+from conformlab.auth import BearerAuth, salted_sha1
+from conformlab.checks import DeviceChecks, answer, wait_until
 from conformlab.client import DeviceError, expect_json
 from conformlab.dut import DeviceUnderTest
-from conformlab.profiles import MC252_TOKEN_HEADERS
+from conformlab.profiles import MC252_TOKEN_HEADERS, mc252_session
 from conformlab.schema import Operation, device_schema
 
 SCHEMA = device_schema("overvis-mc252")
 OPS = SCHEMA.operations
 REFUSAL_STATUSES = (401, 403)  # the document says "an error status" only; these two mean "not allowed"
+BUTTON_HINT = "if the front-panel button was pressed in the last 10 minutes, every guest has level 1"
 SETTINGS = "/settings/saved/get/"
 # Settings keys whose change nobody notices for the seconds a check holds it (the keys are the
 # emulator's reading of a flat settings set; a device without them skips the write checks).
@@ -52,8 +53,8 @@ GUEST_OPS = [op for op in OPS if level(op) == 0]
 PROTECTED_OPS = [op for op in OPS if level(op) >= 1]
 
 
-def unknown_token() -> TokenHeaders:
-    return TokenHeaders("conformlab-not-a-session-token", MC252_TOKEN_HEADERS, secret=False)
+def unknown_token() -> BearerAuth:
+    return BearerAuth("conformlab-not-a-session-token", MC252_TOKEN_HEADERS, secret=False)
 
 
 def require_login(device: DeviceUnderTest) -> dict[str, str]:
@@ -73,15 +74,21 @@ def send_login(device: DeviceUnderTest, username: str, digest: str):
     return device.client.post("/login/", json={"username": username, "password": digest}, auth=None)
 
 
-def log_in(device: DeviceUnderTest) -> str:
-    """A new session of the target's login (not the run's): its token."""
+def salted_login(device: DeviceUnderTest):
+    """The document's login, step by step through the run's client (its exchanges are the check's):
+    (the hash sent, the answer)."""
     credentials = require_login(device)
     digest = salted_sha1(credentials["login"], credentials["password"], fresh_salt(device))
-    return expect_json(send_login(device, credentials["login"], digest))["token"]
+    return digest, send_login(device, credentials["login"], digest)
 
 
-def with_token(token: str, headers: tuple[str, ...] = MC252_TOKEN_HEADERS) -> TokenHeaders:
-    return TokenHeaders(token, headers)
+def log_in(device: DeviceUnderTest) -> str:
+    """A new session of the target's login (not the run's), by the profile's own strategy: its token."""
+    return mc252_session(require_login(device)).log_in(device.client.base_url)
+
+
+def with_token(token: str, headers: tuple[str, ...] = MC252_TOKEN_HEADERS) -> BearerAuth:
+    return BearerAuth(token, headers)
 
 
 def log_out(device: DeviceUnderTest, token: str):
@@ -148,21 +155,10 @@ def assert_envelope(response, why: str) -> None:
         f'{why}: the error answer must be {{"error": "error code", "message": "error text"}}: {answer(response)}')
 
 
-def assert_refused(response, why: str) -> None:
+def assert_access_refused(response, why: str) -> None:
     assert response.status_code in REFUSAL_STATUSES, (
-        f"{why}: expected an access refusal ({' or '.join(map(str, REFUSAL_STATUSES))}), got {answer(response)}"
-        " (if the front-panel button was pressed in the last 10 minutes, every guest has level 1)")
+        f"{why}: expected an access refusal ({' or '.join(map(str, REFUSAL_STATUSES))}), got {answer(response)} ({BUTTON_HINT})")
     assert_envelope(response, why)
-
-
-def wait_until(probe, seconds: float, step: float = 0.05):
-    """Call probe() until it returns something truthy, for at most `seconds`; its last value."""
-    end = time.monotonic() + seconds
-    while True:
-        value = probe()
-        if value or time.monotonic() >= end:
-            return value
-        time.sleep(step)
 
 
 def let_time_pass(device: DeviceUnderTest, seconds: float) -> None:

@@ -17,12 +17,13 @@ from requests.adapters import HTTPAdapter
 
 from conformlab import secrets
 from conformlab.auth import salted_sha1
-from conformlab.checks import answer, assert_unchanged, ids
+from conformlab.checks import answer, ids
 from conformlab.client import expect_json
 from conformlab.profiles import MC252_TOKEN_HEADERS
 from suites.overvis_mc252.mc252 import (
-    CHECKS, GUEST_OPS, PROTECTED_OPS, SCHEMA, assert_envelope, assert_refused, assert_shape, body_is_documented, call, fresh_salt,
-    let_time_pass, level, log_in, log_out, own_session, request_for, require_login, run_token, send_login, unknown_token, with_token,
+    BUTTON_HINT, CHECKS, GUEST_OPS, PROTECTED_OPS, REFUSAL_STATUSES, SCHEMA, assert_access_refused, assert_envelope, assert_shape,
+    body_is_documented, call, fresh_salt, let_time_pass, level, log_in, log_out, own_session, request_for, require_login, run_token,
+    salted_login, send_login, unknown_token, with_token,
 )
 
 PROTECTED_READ = "/state/get/?system"  # level 1, cheap, changes nothing
@@ -35,8 +36,7 @@ LOGIN = SCHEMA.operation("POST", "/login/")
 def test_level_0_paths_open_to_guests(device, op):
     response = device.client.get(op.path, auth=None)
     assert response.status_code == 200, f"a level-0 path must answer a guest: {answer(response)}"
-    problems = SCHEMA.check_answer(op, response)
-    assert not problems, "; ".join(problems)
+    assert_shape(device, op, response)
 
 
 @pytest.mark.req("MC252-LEVEL1-REFUSED", "MC252-ERROR-ENVELOPE")
@@ -47,12 +47,10 @@ def test_level_1_refused_without_a_session(device, op, kind):
     require_login(device)  # the run's session reads the effects
     device.require_operation_allowed(op)
     request = request_for(device, op)
-    before = CHECKS.read_effect(device, op)
-    with CHECKS.restoring(device, op):
-        response = call(device, op, request, auth=None if kind == "guest" else unknown_token())
-        after = CHECKS.read_effect(device, op)
-    assert_refused(response, f"{kind} on a level-{level(op)} path")
-    assert_unchanged(before, after, str(op))
+    why = f"{kind} on a level-{level(op)} path ({BUTTON_HINT})"
+    response = CHECKS.assert_refused(device, op, REFUSAL_STATUSES, why, lambda: call(
+        device, op, request, auth=None if kind == "guest" else unknown_token()))
+    assert_envelope(response, why)
 
 
 @pytest.mark.req("MC252-LOGIN-LEVEL1", "MC252-PATHS", "MC252-COMMANDS", "MC252-JSON", "MC252-ANSWER-SHAPES")
@@ -93,12 +91,9 @@ def test_token_in_the_documented_authorized_header_is_honoured(device, notice):
 
 @pytest.mark.req("MC252-LOGIN-HASH", "MC252-LOGIN-LEVEL1", "MC252-ANSWER-SHAPES")
 def test_login_with_the_salted_hash_gives_a_bearer_session(device):
-    credentials = require_login(device)
-    digest = salted_sha1(credentials["login"], credentials["password"], fresh_salt(device))
-    response = send_login(device, credentials["login"], digest)
+    _, response = salted_login(device)
     assert response.status_code == 200, f"the login with SHA1(login + password + salt) must succeed: {answer(response)}"
-    problems = SCHEMA.check_answer(LOGIN, response)
-    assert not problems, "; ".join(problems)
+    assert_shape(device, LOGIN, response)
     token = response.json()["token"]
     try:
         served = device.client.get(PROTECTED_READ, auth=with_token(token))
@@ -133,12 +128,9 @@ def test_login_with_another_hash_refused(device, case):
 def test_salt_serves_one_login(device):
     """Reading: step 1 gets a salt for the login of step 2. A hash that logs in again later (a
     captured login replayed) would make the salt pointless, so the second login must be refused."""
-    credentials = require_login(device)
-    digest = salted_sha1(credentials["login"], credentials["password"], fresh_salt(device))
-    first = send_login(device, credentials["login"], digest)
-    token = expect_json(first)["token"]
-    log_out(device, token)
-    replay = send_login(device, credentials["login"], digest)
+    digest, first = salted_login(device)
+    log_out(device, expect_json(first)["token"])
+    replay = send_login(device, require_login(device)["login"], digest)
     if replay.status_code == 200:
         log_out(device, replay.json()["token"])
     assert 400 <= replay.status_code < 500, f"the same salted hash must not log in twice: {answer(replay)}"
@@ -152,7 +144,7 @@ def test_logged_out_token_refused(device):
     assert served.status_code == 200, f"the session must have level 1 before the logout: {answer(served)}"
     out = log_out(device, token)
     assert out.status_code == 200 and out.json() == {}, f"the logout must answer {{}}: {answer(out)}"
-    assert_refused(device.client.get(PROTECTED_READ, auth=with_token(token)), "a logged-out token")
+    assert_access_refused(device.client.get(PROTECTED_READ, auth=with_token(token)), "a logged-out token")
 
 
 @pytest.mark.req("MC252-SESSION-TTL", "MC252-LEVEL1-REFUSED")
@@ -161,9 +153,7 @@ def test_session_lapses_after_its_ttl(device):
     """ttlSec 60 (NOTES.md): a session unused for longer than ttlSec is refused. (Whether the 60 s
     count from the login or from the last use is not said; after a use and ttlSec + 1 s of quiet,
     both readings agree that it has lapsed.)"""
-    credentials = require_login(device)
-    digest = salted_sha1(credentials["login"], credentials["password"], fresh_salt(device))
-    session = expect_json(send_login(device, credentials["login"], digest))
+    session = expect_json(salted_login(device)[1])
     token, ttl = session["token"], session["ttlSec"]
     if not device.target.emulator and ttl > 600:
         pytest.skip(f"ttlSec is {ttl} s: too long to wait for on hardware")
@@ -171,7 +161,7 @@ def test_session_lapses_after_its_ttl(device):
         served = device.client.get(PROTECTED_READ, auth=with_token(token))
         assert served.status_code == 200, f"a fresh session must have level 1: {answer(served)}"
         let_time_pass(device, ttl + 1)
-        assert_refused(device.client.get(PROTECTED_READ, auth=with_token(token)), f"a session unused for ttlSec + 1 = {ttl + 1} s")
+        assert_access_refused(device.client.get(PROTECTED_READ, auth=with_token(token)), f"a session unused for ttlSec + 1 = {ttl + 1} s")
     finally:
         log_out(device, token)  # in case it did not lapse
 
@@ -182,14 +172,14 @@ def test_button_gives_guests_level_1_for_10_minutes(device):
     def as_guest():
         return device.client.get(PROTECTED_READ, auth=None)
 
-    assert_refused(as_guest(), "a guest before the button is pressed")
+    assert_access_refused(as_guest(), "a guest before the button is pressed")
     granted = device.control("button", {})["level1ForSec"]
     try:
         assert as_guest().status_code == 200, f"after the button a guest has level 1: {answer(as_guest())}"
         device.control("advance", {"seconds": granted - 5})
         assert as_guest().status_code == 200, "a guest keeps level 1 until the 10 minutes are over"
         device.control("advance", {"seconds": 10})
-        assert_refused(as_guest(), "a guest 10 minutes and 5 s after the button")
+        assert_access_refused(as_guest(), "a guest 10 minutes and 5 s after the button")
     finally:
         device.control("advance", {"seconds": granted + 1})  # the window is over whatever the check saw
 
@@ -222,6 +212,6 @@ def test_vpn_cloud_requests_get_the_administrator_level(device):
                 url = device.client.url(path)
                 response = vpn.get(url, timeout=10) if body is None else vpn.post(url, json=body, timeout=10)
                 assert response.status_code == 200, f"a request from the VPN cloud must be served without a session: {answer(response)}"
-        assert_refused(device.client.get(PROTECTED_READ, auth=None), "a guest outside the VPN")
+        assert_access_refused(device.client.get(PROTECTED_READ, auth=None), "a guest outside the VPN")
     finally:
         device.control("vpn", {"addresses": []})

@@ -37,8 +37,7 @@ ERRORS = [
 def test_error_answers_carry_the_envelope(device, method, path, body, session, statuses):
     if session is True:
         require_login(device)
-    auth = {True: ..., False: None, "unknown": unknown_token()}[session]
-    kwargs = {} if auth is ... else {"auth": auth}
+    kwargs = {} if session is True else {"auth": None if session is False else unknown_token()}
     if isinstance(body, bytes):
         kwargs.update(body=body, content_type="application/json")
     elif body is not None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformlab.checks import answer
+from conformlab.checks import answer, wait_until
 from suites.overvis_mc252.mc252 import (
-    MODBUS_READ, SCHEMA, as_read, assert_shape, first_template, let_time_pass, new_tid, read_json, require_login, wait_until,
+    MODBUS_READ, SCHEMA, as_read, assert_shape, first_template, let_time_pass, new_tid, read_json, require_login,
 )
 
 FINAL = ("ok", "timeout", "exception")
@@ -60,8 +60,11 @@ def run_to_the_end(device, result_path: str) -> dict:
     if device.target.emulator:
         let_time_pass(device, 6)
         return search_result(device, result_path)
-    return wait_until(lambda: (lambda body: body if body["status"] == "done" else None)(search_result(device, result_path)),
-                      SEARCH_SECONDS, step=2.0) or search_result(device, result_path)
+    def done():
+        body = search_result(device, result_path)
+        return body if body["status"] == "done" else None
+
+    return wait_until(done, SEARCH_SECONDS, step=2.0) or search_result(device, result_path)
 
 
 SEARCHES = [
