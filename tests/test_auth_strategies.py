@@ -59,3 +59,37 @@ def test_header_key_auth_passes_and_is_masked():
         assert client.get("/version", auth=None).status_code == 401
         text = "\n".join(render_exchange(ex) for ex in client.transcript)
     assert "strategy-key-123" not in text and "apiKey: ***" in text
+
+
+def test_headers_auth_sends_its_lines_in_order_and_replaces_the_session_credentials():
+    """A near miss's raw header lines (conformlab.near_miss): a repeated name goes out as two lines,
+    and the session's own credentials are not sent along."""
+    import http.server
+    import threading
+
+    from conformlab.auth import BasicAuth, HeadersAuth
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.headers.get_all("Authorization"), self.headers.get_all("apiKey")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = DeviceClient(f"http://127.0.0.1:{server.server_port}", "/api", auth=BasicAuth("admin", "strategy-pw-1"))
+        lines = HeadersAuth(("apiKey", "first-value"), ("apiKey", "second-value"))
+        assert client.get("/x", auth=lines).status_code == 200
+        text = render_exchange(client.transcript[-1])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [(None, ["first-value", "second-value"])]
+    assert "> apiKey: ***" in text and "-value" not in text

@@ -109,7 +109,7 @@ def test_faults_lists_the_catalogue():
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert lines == [f"{name}: {sentence}" for name, sentence in FAULTS.items()]
-    assert len(lines) == 24
+    assert len(lines) >= 24  # the device's own faults and the near-miss-credential ones
 
 
 def test_main_in_process(capsys):

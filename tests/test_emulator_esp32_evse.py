@@ -148,7 +148,7 @@ def test_every_fault_name_is_accepted(fault):
 
 
 def test_fault_catalogue_quotes_the_documents():
-    assert len(FAULTS) == 24
+    assert len(FAULTS) >= 24  # 24 of this device's own, plus the shared near-miss-credential faults
     assert_faults_quote_the_documents(FAULTS, "esp32-evse-api.txt")
 
 
@@ -522,12 +522,186 @@ def test_info_board_time(emu):
         assert_error(post(emu, "/time", body), 400)
 
 
-def test_restart(emu):
-    assert_ok(post(emu, "/restart"))
-    assert requests.get(emu.url + "/__emulator__/counters", timeout=5).json()["restarts"] == 0
-    time.sleep(1.3)
-    assert requests.get(emu.url + "/__emulator__/counters", timeout=5).json()["restarts"] == 1
+def counters(emu) -> dict:
+    return requests.get(emu.url + "/__emulator__/counters", timeout=5).json()
+
+
+def answers(emu) -> bool:
+    try:
+        requests.get(url(emu, "/info"), timeout=1)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def wait_for(condition, seconds: float) -> float:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < seconds, f"not within {seconds} s"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def quick_boot():
+    with start_emulator("esp32-evse", boot_seconds=0.6) as running:
+        yield running
+
+
+def test_restart_answers_first_then_is_off_the_network_while_it_boots(quick_boot):
+    """POST /restart: "Schedules a restart about one second later." The answer comes first; about a
+    second later connections drop and new ones are refused for boot_seconds; then it serves again."""
+    emu = quick_boot
+    control(emu, "live", {"pendingAuth": True})
+    with requests.Session() as session:  # a keep-alive connection that the restart drops
+        assert_ok(session.post(url(emu, "/restart")))
+        assert session.get(url(emu, "/info"), timeout=5).status_code == 200  # still up right after the answer
+        assert counters(emu)["restarts"] == 0
+        went_down = wait_for(lambda: not answers(emu), 3)
+        assert 0.7 <= went_down + 0.1 and went_down < 2.0, f"went down {went_down:.2f} s after the answer"
+        with pytest.raises(requests.ConnectionError):
+            session.get(url(emu, "/info"), timeout=2)  # the old connection is gone, new ones are refused
+    wait_for(lambda: answers(emu), 3)
+    assert counters(emu)["restarts"] == 1 and emu.emulator.restarts == 1
     assert get(emu, "/info").json()["uptime"] < 5
+    assert get(emu, "/state").json()["pendingAuth"] is False
+
+
+def test_what_survives_a_restart(quick_boot):
+    """Configuration, credentials, channel, panic log and files survive; the live current and the
+    session limits take the configured defaults ("Current applied at boot"); the log starts again."""
+    emu = quick_boot
+    assert_ok(post(emu, "/config/evse", {"defaultChargingCurrent": 8, "defaultConsumptionLimit": 5000}))
+    assert_ok(post(emu, "/state", {"chargingCurrent": 12, "consumptionLimit": 1}))
+    assert_ok(post(emu, "/config/modbus", {"unitId": 9}))
+    assert_ok(post(emu, "/firmware/channel", "beta"))
+    control(emu, "panic", {"text": "Guru Meditation Error", "time": 1700000000})
+    control(emu, "log", {"lines": ["before the restart"]})
+    assert_ok(post(emu, "/restart"))
+    wait_for(lambda: not answers(emu), 3)
+    wait_for(lambda: answers(emu), 3)
+    state = get(emu, "/state").json()
+    assert state["chargingCurrent"] == 8.0 and state["consumptionLimit"] == 5000
+    assert get(emu, "/config/modbus").json()["unitId"] == 9
+    assert get(emu, "/firmware/channel").json() == "beta"
+    assert get(emu, "/log/panic").status_code == 200
+    assert "before the restart" not in get(emu, "/log").text
+
+
+@pytest.mark.parametrize("action", ["upload", "update"])
+def test_firmware_restarts_through_the_outage(quick_boot, action):
+    emu = quick_boot
+    if action == "upload":
+        image = bytearray(256)
+        image[0] = 0xE9
+        struct.pack_into("<I", image, 32, 0xABCD5432)
+        image[80:80 + 10] = b"esp32-evse"
+        assert_ok(requests.post(url(emu, "/firmware/upload"), data=bytes(image), timeout=5,
+                                headers={"Content-Type": "application/octet-stream"}))
+    else:
+        assert_ok(post(emu, "/firmware/update"))
+    wait_for(lambda: not answers(emu), 3)
+    wait_for(lambda: answers(emu), 3)
+    assert counters(emu)["restarts"] == 1
+
+
+def test_update_to_the_running_version_does_not_restart(quick_boot):
+    emu = quick_boot
+    control(emu, "update-info", {"available": "v1.1.0"})
+    assert_ok(post(emu, "/firmware/update"))
+    time.sleep(1.5)
+    assert answers(emu) and counters(emu)["restarts"] == 0
+
+
+def test_a_restart_asked_twice_is_one_restart(quick_boot):
+    emu = quick_boot
+    assert_ok(post(emu, "/restart"))
+    assert_ok(post(emu, "/restart"))
+    wait_for(lambda: not answers(emu), 3)
+    wait_for(lambda: answers(emu), 3)
+    time.sleep(0.3)
+    assert counters(emu)["restarts"] == 1
+
+
+# -- the alternative reading ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def alt():
+    with start_emulator("esp32-evse", reading="alternative") as running:
+        yield running
+
+
+def test_default_reading_choices(emu):
+    assert emu.emulator.reading == "default" and not emu.emulator.alternative
+    assert_error(post(emu, "/firmware/channel", "nightly"), 400)
+    assert_error(post(emu, "/config/scheduler", {"timezone": "Europe/Berlin"}), 400)
+    assert get(emu, "/config/scheduler").json()["timezone"] == "CET-1CEST,M3.5.0,M10.5.0/3"
+    assert_error(post(emu, "/config", {"modbus": {"unitId": 5}}), 404)
+    assert_error(post(emu, "/config/evse", {"rcm": True}), 400)
+    assert_error(post(emu, "/state/consumption-limit", -1), 400)
+    assert_error(post(emu, "/state/charging-current", 17), 400)
+    assert_error(get(emu, "/log/panic"), 404)
+    assert get(emu, "/config/serial").json()[0]["dataBits"] == "8"
+
+
+def test_alternative_reading_makes_every_silent_choice_the_other_way(alt):
+    assert alt.emulator.alternative
+    # the channel stores any string
+    assert_ok(post(alt, "/firmware/channel", "nightly"))
+    assert get(alt, "/firmware/channel").json() == "nightly"
+    # IANA zone names only; the default zone is one
+    scheduler = get(alt, "/config/scheduler").json()
+    assert scheduler["timezone"] == "Europe/Berlin"
+    assert post(alt, "/config/scheduler", {"timezone": "CET-1CEST,M3.5.0,M10.5.0/3"}).status_code == 400
+    assert post(alt, "/config/scheduler", {"timezone": "Mars/Olympus_Mons"}).status_code == 400
+    assert_ok(post(alt, "/config/scheduler", {"timezone": "Etc/UTC"}))
+    # weekday masks of 0 are left out of the answer, and may be left out of a write
+    assert scheduler["schedules"][0] == {"action": "ch_cur_6a", "mon": 16777215, "tue": 16777215, "wed": 16777215,
+                                         "thu": 16777215, "fri": 16777215}
+    assert_ok(post(alt, "/config/scheduler", {"schedules": [{"action": "enable", "mon": 1}]}))
+    assert get(alt, "/config/scheduler").json()["schedules"] == [{"action": "enable", "mon": 1}]
+    # errors: a JSON object, the connection kept
+    with requests.Session() as session:
+        error = session.post(url(alt, "/config/modbus"), data="{", headers=JSON_CT, timeout=5)
+        assert error.status_code == 400 and error.headers["Content-Type"] == "application/json" and "error" in error.json()
+        assert session.get(url(alt, "/info"), timeout=5).status_code == 200
+    # an undocumented method on a documented path: 405 with Allow
+    refused = post(alt, "/config", {"modbus": {"unitId": 5}})
+    assert refused.status_code == 405 and refused.headers["Allow"] == "GET"
+    assert post(alt, "/conformlab-nothing", {}).status_code == 404
+    # capabilities beyond the document's examples are stored; cur_vlt and 6-63 A still refused
+    assert_ok(post(alt, "/config/evse", {"rcm": True, "socketLockBreakTime": 10}))
+    assert post(alt, "/config/evse", {"energyMeterMode": "cur_vlt"}).status_code == 400
+    assert post(alt, "/config/evse", {"maxChargingCurrent": 64}).status_code == 400
+    # the current is clamped to the ceiling; a negative limit means none
+    assert_ok(post(alt, "/state/charging-current", 40))
+    assert get(alt, "/state").json()["chargingCurrent"] == 16.0
+    assert_ok(post(alt, "/state/consumption-limit", -1))
+    assert get(alt, "/state").json()["consumptionLimit"] == 0
+    # no panic stored: an empty 200
+    panic = get(alt, "/log/panic")
+    assert panic.status_code == 200 and panic.text == ""
+    # serial bits as numbers; numbers or strings taken
+    serial = get(alt, "/config/serial").json()
+    assert serial[0]["dataBits"] == 8 and serial[0]["stopBits"] == 1
+    assert_ok(post(alt, "/config/serial", [{"dataBits": 7, "stopBits": 1.5}, {"dataBits": "8"}]))
+    assert get(alt, "/config/serial").json()[0]["stopBits"] == 1.5
+    # fields the document does not show
+    assert "mac" in get(alt, "/info").json() and "hostname" in get(alt, "/wifi/state").json()
+    # documented behaviour is the same: 415, 413, partial writes, JSON null for a missing component
+    assert post(alt, "/config/modbus", {"unitId": 5}, headers={"Content-Type": "text/plain"}).status_code == 415
+    assert get(alt, "/script/components/none").json() is None
+
+
+def test_alternative_webdav_checks_credentials():
+    with start_emulator("esp32-evse", auth=CREDS, reading="alternative") as running:
+        assert requests.request("PROPFIND", running.url + "/dav/", headers={"Depth": "1"}, timeout=5).status_code == 401
+        ok = requests.request("PROPFIND", running.url + "/dav/", headers={"Depth": "1"}, timeout=5,
+                              auth=(CREDS["username"], CREDS["password"]))
+        assert ok.status_code == 207
+    with start_emulator("esp32-evse", auth=CREDS) as running:  # the REST page: no credential check
+        assert requests.request("PROPFIND", running.url + "/dav/", headers={"Depth": "1"}, timeout=5).status_code == 207
 
 
 def test_panic_log(emu):
@@ -676,7 +850,9 @@ PROBES = {
 
 
 def test_probe_table_covers_every_fault():
-    assert set(PROBES) == set(FAULTS)
+    assert set(PROBES) <= set(FAULTS)
+    # The near-miss-credential faults are probed by their own check (conformlab.near_miss).
+    assert all("credential" in FAULTS[name] for name in set(FAULTS) - set(PROBES)), sorted(set(FAULTS) - set(PROBES))
 
 
 def test_clean_emulator_gives_the_documented_answer_to_every_probe():

@@ -14,7 +14,7 @@ import requests
 
 from conformlab.emulators.server import serve
 from conformlab.emulators.wcc_lite import (
-    BY_ALIAS, DEVICES, ENDPOINTS, FAULTS, FIRMWARE, MalformedMultipart, WccLiteEmulator, build_image,
+    BY_ALIAS, DEVICES, ENDPOINTS, FAULTS, FIRMWARE, NEAR_MISS_FAULTS, MalformedMultipart, WccLiteEmulator, build_image,
     build_workbook, disabled_endpoints_problem, format_value, house_kw, image_is_valid, inverter_kw,
     inverter_kwh, parse_multipart, poll_time, tag_reading, workbook_sheets)
 from vendor_docs import assert_faults_quote_the_documents
@@ -28,9 +28,14 @@ POST_PATHS = [path for path, endpoint in ENDPOINTS.items() if endpoint.method ==
 LOCAL = 2 * 3600
 
 
-def start(faults=(), auth=True, disabled=()):
-    return serve(WccLiteEmulator(faults=faults, auth={"api_key": API_KEY} if auth else None, disabled=disabled),
-                 host="127.0.0.1", port=0)
+def start(faults=(), auth=True, disabled=(), reading="default", restart_delay=60.0, boot_seconds=2.0):
+    """An emulator on loopback. A started upgrade restarts it `restart_delay` seconds later: long by
+    default, so that tests about other things never meet the outage (stopping cancels the restart)."""
+    emulator = WccLiteEmulator(faults=faults, auth={"api_key": API_KEY} if auth else None, disabled=disabled)
+    emulator.reading = reading
+    emulator.upgrade_restart_delay = restart_delay
+    emulator.boot_seconds = boot_seconds
+    return serve(emulator, host="127.0.0.1", port=0)
 
 
 @pytest.fixture
@@ -527,7 +532,7 @@ def test_counters_and_reset(emu):
     assert counters(emu)["requests"] == 2 and counters(emu)["unauthorized"] == 1
     control(emu, "reset")
     assert counters(emu) == {"requests": 0, "unauthorized": 0, "upgradesStarted": 0, "upgradesRefused": 0,
-                             "syncUploads": 0, "syncRefused": 0}
+                             "syncUploads": 0, "syncRefused": 0, "restarts": 0}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,7 +603,8 @@ PROBES = {
 
 
 def test_probe_table_covers_every_fault():
-    assert set(PROBES) == set(FAULTS)
+    # The near-miss-credential faults are probed in test_near_miss.py (conformlab.near_miss).
+    assert set(PROBES) == set(FAULTS) - set(NEAR_MISS_FAULTS)
 
 
 @pytest.mark.parametrize("fault", [None, *sorted(FAULTS)])
@@ -620,3 +626,136 @@ def test_raw_body_fault_takes_a_raw_image():
 def test_uptime_grows(emu):
     first = int(get(emu, "/systemInfo").json()["uptime"])
     assert math.isclose(first, 3 * 86400 + 7 * 3600 + 12 * 60 + 9, abs_tol=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Restart after a started upgrade: the answer first, then off the network while it boots
+
+
+def _answers(emu) -> bool:
+    try:
+        requests.get(emu.url + "/api/version", headers=_headers("good"), timeout=1)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def test_started_upgrade_restarts_with_an_outage():
+    with start(disabled=("/api/syslog",), restart_delay=0.5, boot_seconds=1.0) as emu:
+        control(emu, "auth", {"api_key": OTHER_KEY})  # a key changed in the web UI (uci): survives
+        control(emu, "auth", {"api_key": API_KEY})
+        before = int(get(emu, "/systemInfo").json()["uptime"])
+        assert upload(emu, "/sysupgrade", build_image()).json() == {"message": "Upgrade started"}
+        assert get(emu, "/version").status_code == 200  # the answer goes out first; still up
+        started = time.monotonic()
+        while _answers(emu):
+            assert time.monotonic() - started < 3, "the gateway did not go down after the upgrade"
+            time.sleep(0.05)
+        down_at = time.monotonic()
+        assert emu.emulator.down and emu.emulator.restarts == 0
+        with pytest.raises(requests.RequestException):  # off the network while it boots
+            requests.get(emu.url + "/api/version", timeout=1)
+        while not _answers(emu):
+            assert time.monotonic() - down_at < 5, "the gateway did not come back"
+            time.sleep(0.05)
+        assert time.monotonic() - down_at >= 0.8  # boot_seconds
+        assert emu.emulator.restarts == 1 and counters(emu)["restarts"] == 1
+        # What survives (the uci configuration) and what starts again.
+        assert get(emu, "/version", key=None).status_code == 401 and get(emu, "/version").status_code == 200
+        assert control(emu, "disabled", method="GET") == {"disabled": ["/api/syslog"]}
+        uptime = int(get(emu, "/systemInfo").json()["uptime"])
+        assert uptime < 60 < before  # the kernel booted ~35 s before the API answers
+        control(emu, "disabled", {"disabled": []})
+        log = get(emu, "/syslog").text
+        assert "upgrade started" not in log and "Linux version" in log  # the RAM log starts again
+        assert "T1 timeout" not in log  # lines of later hours have not happened yet
+        assert get(emu, "/systemInfo").json()["firmware_version"] == FIRMWARE
+
+
+def test_refused_upgrade_and_sync_do_not_restart():
+    with start(restart_delay=0.2, boot_seconds=0.5) as emu:
+        assert upload(emu, "/sysupgrade", b"garbage").status_code == 400
+        assert call(emu, "POST", "/sysupgrade").status_code == 400
+        assert upload(emu, "/sync", build_workbook(), "config.xlsx").status_code == 200  # the service restarts
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            assert _answers(emu)
+            time.sleep(0.05)
+        assert emu.emulator.restarts == 0 and counters(emu)["restarts"] == 0
+
+
+def test_restart_counter_is_reset_and_the_delay_is_one_second():
+    emulator = WccLiteEmulator()
+    assert emulator.upgrade_restart_delay == 1.0  # the page gives no delay
+    assert emulator.counters["restarts"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The alternative reading: every silent choice made the other way a conforming gateway may
+
+
+@pytest.fixture
+def alt():
+    with start(reading="alternative", disabled=("/api/syslog",)) as running:
+        yield running
+
+
+def test_alternative_reading_switch():
+    assert WccLiteEmulator().alternative is False
+    with start(reading="alternative") as emu:
+        assert emu.emulator.alternative is True
+
+
+def test_alternative_401_is_text_plain_with_the_documents_body(alt):
+    response = get(alt, "/version", key=None)
+    assert response.status_code == 401 and response.headers["Content-Type"].startswith("text/plain")
+    assert response.json() == UNAUTHORIZED
+
+
+def test_alternative_disabled_endpoint_answers_200_without_data(alt):
+    response = get(alt, "/syslog")
+    assert response.status_code == 200 and response.json() == {"error": "API endpoint is disabled"}
+
+
+def test_alternative_unknown_or_missing_alias_answers_an_empty_200(alt):
+    for response, empty in (
+            (form(alt, "/device/info", device_alias="INV9"), {"devices": []}),
+            (call(alt, "POST", "/device/info"), {"devices": []}),
+            (form(alt, "/device/tags", device_alias="INV9"), {"total_signals": "0", "signals": []}),
+            (form(alt, "/device/tag/value", device_alias="INV1"), {"total_signals": "0", "signal_values": []}),
+            (form(alt, "/device/tag/value", device_alias="INV1", signal_alias="NOPE"),
+             {"total_signals": "0", "signal_values": []})):
+        assert response.status_code == 200 and response.json() == empty
+
+
+def test_alternative_device_lists(alt):
+    listed = get(alt, "/devices").json()
+    assert isinstance(listed, list) and [d["device_alias"] for d in listed] == ["INV1", "MTR1", "RTU1", "SCADA"]
+    assert form(alt, "/device/info", device_alias="INV1").json() == {
+        "devices": [{"device_alias": "INV1", "name": "INV1", "protocol": "modbus rtu"}]}  # the older page
+    tags = get(alt, "/tags").json()
+    assert isinstance(tags, list) and len(tags) == 17
+    control(alt, "devices_key", {"key": "Devices"})  # the control still sets the spelling
+    assert "Devices" in form(alt, "/device/info", device_alias="INV1").json()
+
+
+def test_alternative_upgrade_failures_answer_200_with_the_documents_messages(alt):
+    for response, message in ((upload(alt, "/sysupgrade", b"garbage"), "Failed to validate image"),
+                              (call(alt, "POST", "/sysupgrade"), "Failed to validate image")):
+        assert response.status_code == 200 and response.json() == {"message": message}
+    assert upload(alt, "/sysupgrade", build_image()).json() == {"message": "Upgrade started"}
+    assert counters(alt)["upgradesStarted"] == 1 and counters(alt)["upgradesRefused"] == 2
+
+
+def test_alternative_sync_answers_json_output(alt):
+    response = upload(alt, "/sync", build_workbook(), "config.xlsx")
+    assert response.status_code == 200 and "configuration generated" in response.json()["output"]
+    response = upload(alt, "/sync", b"not a workbook", "config.csv")
+    assert response.status_code == 200 and "is not an Excel workbook" in response.json()["output"]
+    assert counters(alt)["syncUploads"] == 1 and counters(alt)["syncRefused"] == 1
+
+
+def test_default_reading_is_unchanged_by_the_switch(emu):
+    assert get(emu, "/version", key=None).headers["Content-Type"] == "application/json"
+    assert "Devices" in get(emu, "/devices").json()
+    assert form(emu, "/device/tags", device_alias="INV9").status_code == 400

@@ -1,8 +1,9 @@
 """The proof that matters: the suites pass on the clean emulators and catch every catalogued fault.
 
 One pytest run per device (in subprocesses, with pytest-xdist, both devices at once) runs its suites
-against clean emulators (without and with credentials) and one emulator per fault (with credentials,
-so that auth faults can show). The JUnit report says which checks failed on which target. Each fault
+against clean emulators (without and with credentials, each in the default reading of what the
+document leaves open and in the alternative one) and one emulator per fault (with credentials, so
+that auth faults can show). The JUnit report says which checks failed on which target. Each fault
 must fail at least one check, and the check named in CATCHERS among them.
 
 The EVSE run is CPU-bound and gets two workers. The WattWächter run is bound by the device's budget
@@ -14,6 +15,7 @@ others), while the clean targets run everything.
 from __future__ import annotations
 
 import base64
+import importlib
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -29,8 +31,10 @@ from leaks import session_secrets_in
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "fault-matrix-secret"
-# A clean MC252 run logs in once, and again after each of its restarts (3) and each moved clock (2).
-MC252_LOGINS = 6
+# A clean MC252 run logs in once, and again after each of its restarts (a restart ends every session:
+# the reboots of the settings check, the settings reset and import and the reboot that puts each
+# back, the update program, the access matrix's reboot) and each moved clock (2).
+MC252_LOGINS = 10
 WW_TOKENS = {"read_token": "fault-matrix-read-token", "write_token": "fault-matrix-write-token"}
 
 # device -> fault -> the check that must catch it: a test function name, or (name, part of its
@@ -60,6 +64,15 @@ CATCHERS = {"esp32-evse": {
     "state_current_as_string": "test_read_answer_matches_the_documented_shape",
     "log_index_ignored": "test_log_is_plain_text_with_count_and_index_paging",
     "combined_config_post": "test_config_has_no_combined_post",
+    # near-miss credentials (conformlab.near_miss): each fault lets one through
+    "empty_password_accepted": ("test_near_miss_credentials_refused_like_wrong_ones", "-password-empty]"),
+    "password_prefix_accepted": ("test_near_miss_credentials_refused_like_wrong_ones", "-password-prefix]"),
+    "password_last_char_ignored": ("test_near_miss_credentials_refused_like_wrong_ones", "-password-truncated]"),
+    "password_extra_ignored": ("test_near_miss_credentials_refused_like_wrong_ones", "-password-extended]"),
+    "password_case_insensitive": ("test_near_miss_credentials_refused_like_wrong_ones", "-password-case-swapped]"),
+    "password_whitespace_trimmed": ("test_near_miss_credentials_refused_like_wrong_ones", "-password-trailing-space]"),
+    "basic_scheme_unchecked": ("test_near_miss_credentials_refused_like_wrong_ones", "-credentials-in-bearer-scheme]"),
+    "proxy_authorization_read": ("test_near_miss_credentials_refused_like_wrong_ones", "-credentials-in-proxy-authorization]"),
 }, "wattwaechter": {
     "budget_26": ("test_rate_limit_under_load", "first-window-exactly-25"),
     "budget_per_client": ("test_rate_limit_under_load", "clients-share-one-budget"),
@@ -78,6 +91,14 @@ CATCHERS = {"esp32-evse": {
     "history_days_unchecked": "test_low_res_days_outside_1_to_31_not_served",
     "history_range_off_by_one": "test_low_res_is_one_value_per_day_of_the_range",
     "latest_empty_200": "test_latest_is_204_without_a_reading",
+    "empty_token_accepted": ("test_near_miss_tokens_refused_like_wrong_ones", "-token-empty]"),
+    "token_prefix_accepted": ("test_near_miss_tokens_refused_like_wrong_ones", "-write-token-prefix]"),
+    "token_last_char_ignored": ("test_near_miss_tokens_refused_like_wrong_ones", "-write-token-truncated]"),
+    "token_extra_ignored": ("test_near_miss_tokens_refused_like_wrong_ones", "-write-token-extended]"),
+    "token_case_insensitive": ("test_near_miss_tokens_refused_like_wrong_ones", "-write-token-case-swapped]"),
+    "bearer_scheme_optional": ("test_near_miss_tokens_refused_like_wrong_ones", "-token-without-scheme]"),
+    "token_scheme_unchecked": ("test_near_miss_tokens_refused_like_wrong_ones", "-token-in-basic-scheme]"),
+    "proxy_authorization_read": ("test_near_miss_tokens_refused_like_wrong_ones", "-token-in-proxy-authorization]"),
 }, "wcc-lite": {
     "missing_key_accepted": ("test_missing_or_wrong_key_refused_401", "-missing]"),
     "wrong_key_accepted": ("test_missing_or_wrong_key_refused_401", "-wrong]"),
@@ -97,6 +118,13 @@ CATCHERS = {"esp32-evse": {
     "bad_image_started": ("test_upgrade_answers_the_documented_message", "-bad-image]"),
     "no_file_wrong_message": ("test_upgrade_answers_the_documented_message", "-no-image]"),
     "upload_reads_raw_body": ("test_upgrade_answers_the_documented_message", "-valid-image]"),
+    "empty_key_accepted": ("test_near_miss_keys_refused_like_wrong_ones", "-key-empty]"),
+    "key_prefix_accepted": ("test_near_miss_keys_refused_like_wrong_ones", "-key-prefix]"),
+    "key_last_char_ignored": ("test_near_miss_keys_refused_like_wrong_ones", "-key-truncated]"),
+    "key_extra_ignored": ("test_near_miss_keys_refused_like_wrong_ones", "-key-extended]"),
+    "key_case_insensitive": ("test_near_miss_keys_refused_like_wrong_ones", "-key-case-swapped]"),
+    "key_read_from_authorization": ("test_near_miss_keys_refused_like_wrong_ones", "-key-in-authorization-header]"),
+    "key_scheme_stripped": ("test_near_miss_keys_refused_like_wrong_ones", "-key-with-bearer-scheme]"),
 }, "overvis-mc252": {
     "card_open_to_guests": ("test_level_1_refused_without_a_session", "POST /card/dir/-guest]"),
     "version_needs_login": ("test_level_0_paths_open_to_guests", "GET /version/]"),
@@ -115,9 +143,22 @@ CATCHERS = {"esp32-evse": {
     "state_keys_ignored": "test_state_by_bare_keys_answers_those_keys",
     "invalid_setting_accepted": ("test_invalid_settings_write_refused_and_nothing_changes", "-unknown-key]"),
     "modbus_resp_ignores_tid": "test_modbus_answers_are_found_by_their_tid",
+    "hash_any_order_accepted": ("test_near_miss_logins_and_tokens_refused_like_wrong_ones", "-hash-order-"),  # either order
+    "empty_password_hash_accepted": ("test_near_miss_logins_and_tokens_refused_like_wrong_ones", "-hash-empty-password]"),
+    "password_trailing_space_accepted": ("test_near_miss_logins_and_tokens_refused_like_wrong_ones", "-password-trailing-space]"),
+    "login_case_insensitive": ("test_near_miss_logins_and_tokens_refused_like_wrong_ones", "-login-case-swapped]"),
+    "token_prefix_accepted": ("test_near_miss_logins_and_tokens_refused_like_wrong_ones", "-token-truncated]"),
+    "token_case_insensitive": ("test_near_miss_logins_and_tokens_refused_like_wrong_ones", "-token-case-swapped]"),
+    "bearer_scheme_optional": ("test_near_miss_logins_and_tokens_refused_like_wrong_ones", "-token-without-scheme]"),
+    "token_scheme_unchecked": ("test_near_miss_logins_and_tokens_refused_like_wrong_ones", "-token-in-basic-scheme]"),
 }}
 
 
+# The clean emulators in the other reading of everything their documents leave open: a device that
+# reads the documents otherwise, and conforms, must see notices and no failure.
+ALTERNATIVE = "alt"
+# Faults that let one near-miss credential through (conformlab.near_miss), per device.
+NEAR_MISS_FAULTS = {device: set(importlib.import_module(cls.__module__).NEAR_MISS_FAULTS) for device, cls in EMULATORS.items()}
 LOAD_FAULTS = {fault for fault, catcher in CATCHERS["wattwaechter"].items()
                if isinstance(catcher, tuple) and "under_load" in catcher[0]}
 
@@ -138,13 +179,28 @@ class Matrix:
         return sorted(EMULATORS[self.device].FAULTS)
 
     def target(self, fault: str) -> str:
-        kind = "load" if fault in LOAD_FAULTS else "bug"
+        kind = "load" if fault in LOAD_FAULTS else "nearmiss" if fault in NEAR_MISS_FAULTS[self.device] else "bug"
         return f"{self.device}-{kind}-{fault}"
+
+    @property
+    def selection(self) -> str:
+        """pytest -k: a near-miss fault target runs only the near-miss check (its catcher; the
+        other checks see that fault as they see a wrong credential), the others as `select` says."""
+        return f"({self.select or 'not -nearmiss-'}) or (-nearmiss- and near_miss)"
+
+    @property
+    def clean_kinds(self) -> list[str]:
+        """Each clean target, and its twin in the alternative reading (ALTERNATIVE)."""
+        return [kind for name, _, _ in self.clean for kind in (name, f"{ALTERNATIVE}-{name}")]
 
     def targets(self) -> dict[str, tuple[dict, str | None, str]]:
         """name -> (auth, fault, targets.toml lines)"""
-        named = {f"{self.device}-clean-{kind}": (self.auth if with_auth else {}, None, self.options if lines is None else lines)
-                 for kind, with_auth, lines in self.clean}
+        named = {}
+        for kind, with_auth, lines in self.clean:
+            lines = self.options if lines is None else lines
+            auth = self.auth if with_auth else {}
+            named[f"{self.device}-clean-{kind}"] = (auth, None, lines)
+            named[f"{self.device}-clean-{ALTERNATIVE}-{kind}"] = (auth, None, f'{lines}\nreading = "alternative"')
         named.update({self.target(fault): ({} if fault in self.open_faults else self.auth, fault, self.options)
                       for fault in self.faults})
         return named
@@ -158,7 +214,7 @@ class Matrix:
 
 MATRICES = {
     "esp32-evse": Matrix("esp32-evse", {"username": "admin", "password": PASSWORD}, workers="2"),
-    "wattwaechter": Matrix("wattwaechter", WW_TOKENS, workers=str(2 + len(EMULATORS["wattwaechter"].FAULTS)),
+    "wattwaechter": Matrix("wattwaechter", WW_TOKENS, workers=str(4 + len(EMULATORS["wattwaechter"].FAULTS)),
                            select="clean or (-bug- and not test_load) or (-load- and test_load)"),
     "wcc-lite": Matrix("wcc-lite", {"api_key": "fault-matrix-api-key"}, workers="2",
                        options='disabled_endpoints = ["/api/syslog"]', open_faults=frozenset({"auth_always_on"})),
@@ -173,8 +229,8 @@ def _targets_file(matrix: Matrix, path: Path) -> None:
     lines = []
     for name, (auth, fault, options) in matrix.targets().items():
         lines += [f"[targets.{name}]", f'device = "{matrix.device}"', "emulator = true", "destructive = true"]
-        if fault:
-            lines.append(f'faults = ["{fault}"]')
+        if fault:  # the clean targets show that restarts are survived; a fault target need not wait long
+            lines += [f'faults = ["{fault}"]', "boot_seconds = 0.5"]
         if options:
             lines.append(options)
         if auth:
@@ -190,18 +246,18 @@ def _start(matrix: Matrix, work: Path):
     command = [sys.executable, "-m", "pytest", "suites", f"--targets-file={targets}", "-p", "no:cacheprovider",
                "-q", "-n", matrix.workers, f"--junitxml={junit}", f"--html={html}"]
     command += [f"--target={name}" for name in matrix.targets()]
-    if matrix.select:
-        command += ["-k", matrix.select]
+    command += ["-k", matrix.selection]
     output = log.open("w")
     return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, text=True), junit, html, log
 
 
 def _outcomes(junit: Path):
-    outcome = defaultdict(lambda: {"failed": [], "passed": 0, "properties": {}})
+    outcome = defaultdict(lambda: {"failed": [], "passed": 0, "properties": {}, "notices": []})
     for case in ElementTree.parse(junit).iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         target = props.get("target", "?")
         outcome[target]["properties"].update(props)
+        outcome[target]["notices"] += [p.get("value") for p in case.iter("property") if p.get("name") == "notice"]
         if case.find("failure") is not None or case.find("error") is not None:
             outcome[target]["failed"].append(case.get("name"))
         elif case.find("skipped") is None:
@@ -226,7 +282,7 @@ def matrices(tmp_path_factory):
     return results
 
 
-CLEAN_CASES = [(device, f"{device}-clean-{kind}") for device, matrix in MATRICES.items() for kind, _, _ in matrix.clean]
+CLEAN_CASES = [(device, f"{device}-clean-{kind}") for device, matrix in MATRICES.items() for kind in matrix.clean_kinds]
 FAULT_CASES = [(device, fault) for device, matrix in MATRICES.items() for fault in matrix.faults]
 
 
@@ -235,6 +291,15 @@ def test_clean_emulator_passes_every_check(matrices, device, target):
     outcome = matrices[device]["targets"][target]
     assert outcome["passed"] > 30, f"{target}: too few checks ran ({outcome['passed']})"
     assert not outcome["failed"], f"{target}: the clean emulator failed {outcome['failed']}"
+
+
+@pytest.mark.parametrize("device, target", [case for case in CLEAN_CASES if f"-clean-{ALTERNATIVE}-" in case[1]])
+def test_alternative_reading_gives_notices_not_failures(matrices, device, target):
+    """Where the document is silent, the emulator's other reading must be seen (notices) and never
+    failed: the proof that no check enforces a reading the document does not make."""
+    outcome = matrices[device]["targets"][target]
+    assert not outcome["failed"], f"{target}: a device reading the document otherwise failed {outcome['failed']}"
+    assert outcome["notices"], f"{target}: no check noticed the alternative reading"
 
 
 @pytest.mark.parametrize("target", [target for device, target in CLEAN_CASES if device == "overvis-mc252"])

@@ -210,11 +210,53 @@ def test_x_conformlab_destructive_set(doc):
     found = set()
     for method, path, op in _operations(doc):
         ext = op["x-conformlab"]
-        assert set(ext) <= {"destructive", "reads", "field"}, f"{method} {path}: {ext}"
+        assert set(ext) <= {"destructive", "reads", "field", "restarts", "restart_within"}, f"{method} {path}: {ext}"
         if "destructive" in ext:
             assert isinstance(ext["destructive"], str) and ext["destructive"].strip()
             found.add((method, path))
     assert found == DESTRUCTIVE
+
+
+def vendor_text() -> str:
+    from vendor_docs import DOCS
+
+    return (DOCS / "esp32-evse-api.txt").read_text(encoding="utf-8")
+
+
+RESTARTS = {("POST", "/restart"): 1, ("POST", "/firmware/upload"): 1, ("POST", "/firmware/update"): 1}
+
+
+def test_restarting_operations_are_marked_with_the_document_sentence(doc):
+    """Every operation the document says restarts the device carries x-conformlab restarts: the
+    sentence, quoted from the document; restarting operations are destructive."""
+    text = " ".join(vendor_text().split())
+    marked = {}
+    for method, path, op in _operations(doc):
+        ext = op["x-conformlab"]
+        if "restarts" in ext:
+            assert " ".join(ext["restarts"].split()) in text, f"{method} {path}: {ext['restarts']!r} is not a sentence of the document"
+            assert "destructive" in ext, f"{method} {path} restarts the device: it is destructive"
+            assert float(ext.get("restart_within", 5)) > 0
+            marked[(method, path)] = 1
+    assert marked == RESTARTS
+
+
+def test_reading_marks_only_on_answer_schemas(doc):
+    """x-conformlab-reading marks stand in answer schemas only: never in a request body."""
+    import json as _json
+
+    for method, path, op in _operations(doc):
+        body = _json.dumps(op.get("requestBody", {}))
+        assert "x-conformlab-reading" not in body, f"{method} {path}"
+    schemas = doc["components"]["schemas"]
+    request_refs = set()
+    for method, path, op in _operations(doc):
+        for media in (op.get("requestBody") or {}).get("content", {}).values():
+            ref = (media.get("schema") or {}).get("$ref", "")
+            if ref:
+                request_refs.add(ref.rsplit("/", 1)[1])
+    for name in request_refs:
+        assert "x-conformlab-reading" not in _json.dumps(schemas[name]), name
 
 
 def test_x_conformlab_reads_and_field_point_at_readable_values(doc, registry):
@@ -319,7 +361,9 @@ def test_object_write_bodies_are_partial(doc):
 ])
 def test_write_properties_match_read_properties(doc, read, write):
     schemas = doc["components"]["schemas"]
-    assert schemas[write]["properties"] == schemas[read]["properties"]
+    # The answer's schedules are ScheduleRead (weekdays with a 0 mask may be left out: a reading).
+    read_props = json.loads(json.dumps(schemas[read]["properties"]).replace("/ScheduleRead", "/Schedule"))
+    assert schemas[write]["properties"] == read_props
     assert set(schemas[read]["required"]) == set(schemas[read]["properties"])
 
 
@@ -547,7 +591,10 @@ def test_text_reads(doc):
         declared = _resolve(doc, ok["headers"][header])
         # X-Time is optional: "nothing stored" may be a 200 with an empty body (the panic checks
         # require it whenever a log is returned).
-        assert declared.get("required", False) is (header == "X-Count") and declared["schema"] == {"type": "integer"}, path
+        schema = {k: v for k, v in declared["schema"].items() if k != "x-conformlab-reading"}
+        assert declared.get("required", False) is (header == "X-Count") and schema == {"type": "integer"}, path
+        # X-Time's form (epoch seconds) is this project's reading: the document says "timestamp".
+        assert ("x-conformlab-reading" in declared["schema"]) is (header == "X-Time"), path
         params = [_resolve(doc, p) for p in op.get("parameters", [])]
         if header == "X-Count":
             assert params == [{"name": "index", "in": "query", "required": False,
@@ -633,3 +680,48 @@ def test_schemathesis_checks_catch_documented_violations(st_schema):
     evse = st_schema["/config/evse"]["POST"].Case(body={"maxChargingCurrent": 64}, media_type="application/json")
     url = "http://127.0.0.1:9/api/v1/config/evse"
     assert _conforms(evse, canned_response(400, "<html>Bad Request</html>", "text/html", method="POST", url=url))
+
+
+# -- this project's readings: enforced on its own emulator, not on other devices ---------------------
+
+READING_ONLY_ANSWERS = [
+    # weekdays with no hours left out of a schedule entry (the example shows all seven)
+    ("GET", "/config/scheduler", _with(DOC_CONFIG_SCHEDULER, schedules=[{"action": "enable", "mon": 1}])),
+    # serial bits as the table lists them (numbers), not as the example writes them (strings)
+    ("GET", "/config/serial", [_with(DOC_CONFIG_SERIAL[0], dataBits=8, stopBits=1.5)]),
+    # an empty error list; a negative limit
+    ("GET", "/state", _with(DOC_STATE, errors=[], consumptionLimit=-1)),
+    # Wi-Fi, info and board fields shown only in examples, left out
+    ("GET", "/config/wifi", {"ssid": "myhome"}),
+    ("GET", "/info", {"uptime": 12.5, "appVersion": "v1.1.0", "heap": {}}),
+    ("GET", "/board-config", {"energyMeter": "cur", "serials": []}),
+    ("GET", "/wifi/scan", [{"ssid": "x", "rssi": -57.5}]),
+]
+
+
+def _answer_problems(method, path, body, readings):
+    from conformlab.schema import device_schema
+
+    schema = device_schema("esp32-evse")
+    op = schema.operation(method, path)
+    media = op.spec["responses"]["200"]["content"]["application/json"]["schema"]
+    return list(schema.validator(media, readings).iter_errors(body))
+
+
+@pytest.mark.parametrize("method, path, answer", READING_ONLY_ANSWERS)
+def test_reading_only_constraints_bind_only_the_default_reading(method, path, answer):
+    assert _answer_problems(method, path, answer, readings=True), "the reading rejects it on the emulator"
+    assert not _answer_problems(method, path, answer, readings=False), "the document alone accepts it"
+
+
+@pytest.mark.parametrize("method, path, answer", [
+    ("GET", "/config/serial", [_with(DOC_CONFIG_SERIAL[0], dataBits=9)]),  # not a listed value
+    ("GET", "/config/scheduler", _with(DOC_CONFIG_SCHEDULER, schedules=[{"mon": 1}])),  # no action
+    ("GET", "/config/scheduler", _with(DOC_CONFIG_SCHEDULER, schedules=[{"action": "enable", "mon": 1 << 24}])),
+    ("GET", "/config/wifi", _with(DOC_CONFIG_WIFI, password="secret")),  # "never returns the password"
+    ("GET", "/info", {"appVersion": "v1.1.0"}),  # uptime is named in the text
+    ("GET", "/board-config", {"energyMeter": "dummy", "serials": []}),  # energyMeter's values are listed
+    ("GET", "/state", _with(DOC_STATE, errors=["overcurrent"])),
+])
+def test_documented_constraints_bind_every_device(method, path, answer):
+    assert _answer_problems(method, path, answer, readings=False)

@@ -82,7 +82,9 @@ DESTRUCTIVE = {("POST", path) for path in (
 NOT_FUZZED = {("POST", path) for path in (
     "/cmd/logout/", "/cmd/reboot/", "/cmd/memory/card_eject/", "/cmd/time/set/", "/cmd/settings/reset/",
     "/cmd/settings/import/", "/cmd/gsm/sms-test/", "/activation/", "/card/file/write/", "/card/remove/",
-    "/settings/saved/set/", "/modbus/req/")}
+    "/settings/saved/set/", "/modbus/req/", "/cmd/updates/program/")}
+# Operations after whose successful answer the device restarts (x-conformlab restarts).
+RESTARTS = {("POST", path) for path in ("/cmd/reboot/", "/cmd/settings/reset/", "/cmd/settings/import/", "/cmd/updates/program/")}
 READS = {
     ("POST", "/settings/saved/set/"): "/settings/saved/get/",
     ("POST", "/cmd/settings/reset/"): "/settings/saved/get/",
@@ -161,12 +163,18 @@ def test_the_harness_schema_loader_reads_it():
     assert {(op.method, op.path) for op in schema.operations if op.destructive} == DESTRUCTIVE
     assert {(op.method, op.path) for op in schema.operations if not op.fuzz} == NOT_FUZZED
     assert {(op.method, op.path): op.reads for op in schema.operations if op.reads} == READS
+    assert {(op.method, op.path) for op in schema.operations if op.restarts} == RESTARTS
+    assert all(schema.restarting(*key) is not None for key in RESTARTS)
+    assert schema.restarting("POST", "/cmd/logout/") is None
 
 
 def test_x_conformlab_keys(doc):
     for method, path, op in _operations(doc):
         ext = op["x-conformlab"]
-        assert set(ext) <= {"level", "destructive", "reads", "fuzz", "written_by"}, f"{method} {path}: {ext}"
+        assert set(ext) <= {"level", "destructive", "reads", "fuzz", "written_by", "restarts", "restart_within"}, f"{method} {path}: {ext}"
+        if "restarts" in ext:  # a restart is never fuzzed (each one ends the run's session) and is destructive
+            assert isinstance(ext["restarts"], str) and ext["restarts"].strip() and ext.get("fuzz") is False, f"{method} {path}"
+            assert "destructive" in ext, f"{method} {path}"
         assert ext["level"] in (0, 1, 2)
         if "destructive" in ext:
             assert isinstance(ext["destructive"], str) and len(ext["destructive"].strip()) > 20
@@ -179,7 +187,7 @@ def test_x_conformlab_keys(doc):
             assert method == "GET" and writer.get("reads") == path and "destructive" not in writer, f"{method} {path}"
     # destructive commands are never fuzzed with random bodies where that could not be undone
     assert {key for key in DESTRUCTIVE if key not in NOT_FUZZED} == {
-        ("POST", "/cmd/updates/download/"), ("POST", "/cmd/updates/program/"), ("POST", "/cmd/callback/reconnect/")}
+        ("POST", "/cmd/updates/download/"), ("POST", "/cmd/callback/reconnect/")}
 
 
 def test_security_follows_the_level(doc):
@@ -310,7 +318,7 @@ def test_every_post_takes_a_json_object(doc):
 def test_settings_write_is_the_emulators_table(doc):
     """The schema's SettingsWrite and the emulator's SETTINGS say the same types and ranges."""
     properties = doc["components"]["schemas"]["SettingsWrite"]["properties"]
-    assert set(properties) == set(SETTINGS) == set(doc["components"]["schemas"]["Settings"]["properties"])
+    assert set(properties) == set(SETTINGS) == set(doc["components"]["schemas"]["SettingsValues"]["properties"])
     kinds = {bool: "boolean", int: "integer", str: "string"}
     for key, setting in SETTINGS.items():
         prop = _resolve(doc, properties[key])

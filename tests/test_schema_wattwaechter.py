@@ -265,10 +265,17 @@ def test_operation_ids_summaries_tags(doc):
 
 
 def test_x_conformlab_keys(doc):
-    destructive, not_fuzzed, reads = set(), set(), {}
+    destructive, not_fuzzed, reads, restarts = set(), set(), {}, set()
     for method, path, op in _operations(doc):
         ext = op["x-conformlab"]
-        assert set(ext) <= {"access", "destructive", "reads", "fuzz"}, f"{method} {path}: {ext}"
+        assert set(ext) <= {"access", "destructive", "reads", "fuzz", "restarts", "restart_within"}, f"{method} {path}: {ext}"
+        if "restarts" in ext:
+            # a sentence of the document; a restart is destructive on real hardware
+            assert isinstance(ext["restarts"], str) and ext["restarts"] in DOCUMENT_PATH.read_text(encoding="utf-8"), f"{method} {path}: {ext['restarts']!r}"
+            assert "destructive" in ext, f"{method} {path}: a restart needs the target's permission"
+            restarts.add((method, path))
+        if "restart_within" in ext:
+            assert "restarts" in ext and isinstance(ext["restart_within"], (int, float)) and ext["restart_within"] > 0
         assert ext["access"] in ("none", "read", "write")
         assert (ext["access"] == "write") == (method != "GET"), f"{method} {path}: every write needs WRITE"
         if "destructive" in ext:
@@ -283,6 +290,9 @@ def test_x_conformlab_keys(doc):
             reads[(method, path)] = ext["reads"]
     assert destructive == DESTRUCTIVE
     assert not_fuzzed == NOT_FUZZED
+    # Every operation the document says restarts the device: a reboot, and OTA (an installed update
+    # starts the new firmware). The document lists no factory reset and no settings import.
+    assert restarts == {("POST", "/system/reboot"), ("POST", "/ota/start")}
     assert reads == READS
 
 
@@ -460,7 +470,10 @@ def test_get_settings_never_returns_a_write_only_key(doc):
         node = doc["components"]["schemas"]["Settings"]
         for key in path[:-1]:
             node = _resolve(doc, _resolve(doc, node)["properties"][key])
-        assert node["not"] == {"required": [path[-1]]}, path
+        # absent: this project's reading; if there at all, empty or masked: NOTES.md (always checked)
+        assert node["allOf"] == [{"x-conformlab-reading": node["allOf"][0]["x-conformlab-reading"],
+                                  "not": {"required": [path[-1]]}}], path
+        assert node["patternProperties"] == {f"^{path[-1]}$": {"$ref": "#/components/schemas/MaskedPassword"}}, path
         assert path[-1] not in node["properties"], path
 
 

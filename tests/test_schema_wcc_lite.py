@@ -9,7 +9,9 @@ the schema instead (every operation, every declared status), and the emulator's 
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from pathlib import Path
 
 import openapi_spec_validator
@@ -115,8 +117,13 @@ def test_the_harness_schema_loader_reads_it(device_schema):
 def test_x_conformlab_keys(doc):
     for method, path, op in _operations(doc):
         ext = op["x-conformlab"]
-        assert set(ext) <= {"access", "destructive", "fuzz", "fields"}, f"{method} {path}: {ext}"
+        assert set(ext) <= {"access", "destructive", "fuzz", "fields", "restarts"}, f"{method} {path}: {ext}"
         assert ext["access"] == "api_key"
+        # Only a started firmware upgrade restarts the gateway; /sync restarts the protocol hub service
+        # and the HTTP API stays up.
+        assert ("restarts" in ext) == ((method, path) == ("POST", "/sysupgrade")), f"{method} {path}"
+        if "restarts" in ext:
+            assert "Upgrade started" in ext["restarts"] and "restart_within" not in ext
         if "destructive" in ext:
             assert isinstance(ext["destructive"], str) and len(ext["destructive"].strip()) > 20
         if "fuzz" in ext:
@@ -242,9 +249,84 @@ def test_response_examples_are_valid(doc, registry):
 
 
 def test_only_the_401_body_forbids_additional_properties(doc):
-    closed = [name for name, schema in doc["components"]["schemas"].items()
-              if schema.get("additionalProperties") is False]
-    assert closed == ["UnauthorizedBody"]
+    def closed(node) -> bool:
+        if isinstance(node, dict):
+            return node.get("additionalProperties") is False or any(closed(v) for v in node.values())
+        return isinstance(node, list) and any(closed(v) for v in node)
+
+    assert [name for name, schema in doc["components"]["schemas"].items() if closed(schema)] == ["UnauthorizedBody"]
+    # ... and only as this project's reading: the page gives the message, not that nothing else comes.
+    (closing,) = doc["components"]["schemas"]["UnauthorizedBody"]["allOf"]
+    assert closing["additionalProperties"] is False and closing["x-conformlab-reading"]
+
+
+def _reading_marks(node, where="") -> list[str]:
+    found = []
+    if isinstance(node, dict):
+        if "x-conformlab-reading" in node or "x-conformlab-reading-required" in node:
+            found.append(where)
+        for key, value in node.items():
+            found += _reading_marks(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _reading_marks(value, f"{where}/{i}")
+    return found
+
+
+def test_reading_marks_only_on_answer_schemas(doc):
+    """Reading marks stand on answer schemas only (components used by responses), never on requests."""
+    marks = _reading_marks(doc)
+    assert marks and all(m.startswith("/components/schemas/") for m in marks), marks
+    request_schemas = {"DeviceForm", "TagForm", "FileForm"}
+    assert not [m for m in marks if m.split("/")[3] in request_schemas]
+    for name in ("StringValues", "Digits", "EpochMs", "Device", "DeviceInfo", "Signal", "UpgradeStarted",
+                 "UpgradeFailed", "UnauthorizedBody", "Error"):
+        assert any(m.split("/")[3] == name for m in marks), name
+
+
+# What the document settles stays binding on any device; what only the reading says passes there.
+DOCUMENT_ONLY_VALID = [
+    ("POST", "/device/info", "200", {"devices": DOC_DEVICE_INFO["Devices"]}),  # the older page (NOTES.md)
+    ("GET", "/devices", "200", [{"device_alias": "INV1", "name": "INV1", "protocol": "modbus rtu"}]),
+    ("POST", "/device/tags", "200", _with(DOC_TAGS, total_signals="seven")),
+    ("POST", "/device/tag/value", "200", _value(timestamp="1708000203")),  # digits: the clock tells s from ms
+    ("POST", "/sysupgrade", "200", {"message": "Failed to validate image"}),
+    ("POST", "/sysupgrade", "400", {"message": "Upgrade started"}),
+    ("GET", "/version", "401", _with(DOC_401, code="401")),
+    ("POST", "/device/info", "400", {"message": "no such device"}),
+]
+DOCUMENT_ONLY_INVALID = [
+    ("POST", "/device/info", "200", {"Device": DOC_DEVICE_INFO["Devices"]}),
+    ("POST", "/device/info", "200", {"devices": [{"device_alias": "INV1", "name": "INV1"}]}),
+    ("POST", "/device/tags", "200", _with(DOC_TAGS, total_signals=7)),
+    ("POST", "/device/tag/value", "200", _value(timestamp="2024-02-15T12:30:03Z")),
+    ("POST", "/device/tag/value", "200", _value(timestamp=1708000203824)),
+    ("POST", "/device/tag/value", "200", _value(flags=None)),
+    ("POST", "/sysupgrade", "200", {"message": "Upgrade begun"}),
+    ("GET", "/version", "401", {"error": "Unauthorized"}),
+    ("GET", "/devices", "200", [{"device_alias": "INV1", "count": 1}]),
+]
+
+
+@pytest.mark.parametrize("method, path, status, answer", DOCUMENT_ONLY_VALID)
+def test_document_only_schema_accepts_other_readings(device_schema, method, path, status, answer):
+    op = device_schema.operation(method, path)
+    assert device_schema.check_answer(op, canned(status, answer), readings=False) == []
+    assert device_schema.check_answer(op, canned(status, answer)) != []  # the reading: binding on the emulator
+
+
+@pytest.mark.parametrize("method, path, status, answer", DOCUMENT_ONLY_INVALID)
+def test_document_only_schema_keeps_what_the_document_says(device_schema, method, path, status, answer):
+    op = device_schema.operation(method, path)
+    assert device_schema.check_answer(op, canned(status, answer), readings=False) != []
+
+
+def canned(status: str, body) -> requests.Response:
+    response = requests.Response()
+    response.status_code = int(status)
+    response.headers["Content-Type"] = "application/json"
+    response._content = json.dumps(body).encode()
+    return response
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -268,11 +350,11 @@ def _requests(emu) -> list[tuple[str, str, str, dict]]:
         ("POST", "/device/tag/value", "200",
          {"headers": key, "files": {"device_alias": (None, "INV1"), "signal_alias": (None, "P")}}),
         ("POST", "/device/tag/value", "400", {"headers": key, "files": {"device_alias": (None, "INV1")}}),
-        ("POST", "/sysupgrade", "200", {"headers": key, "files": image}),
         ("POST", "/sysupgrade", "400", {"headers": key, "files": {"file": ("x.sysupgrade", b"garbage")}}),
         ("POST", "/sysupgrade", "400", {"headers": key}),
         ("POST", "/sync", "200", {"headers": key, "files": {"file": ("config.xlsx", build_workbook())}}),
         ("POST", "/sync", "400", {"headers": key, "files": {"file": ("config.xlsx", b"not a workbook")}}),
+        ("POST", "/sysupgrade", "200", {"headers": key, "files": image}),  # last: the gateway restarts
     ]
     return cases
 
@@ -285,8 +367,16 @@ def test_emulator_answers_conform_for_every_operation(emu, device_schema):
         problems = device_schema.check_answer(device_schema.operation(method, path), response)
         assert problems == [], problems
         exercised.add((method, path, status))
+    wait_until_booted(emu.emulator, restarts=1)  # the upgrade restarted it: the next tests need it up
     declared = {(m, p, s) for m, p, op in _operations(device_schema.doc) for s in op["responses"]}
     assert exercised == declared
+
+
+def wait_until_booted(emulator, restarts: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while emulator.restarts < restarts or emulator.down:
+        assert time.monotonic() < deadline, "the emulator did not come back after the upgrade"
+        time.sleep(0.05)
 
 
 def test_every_emulator_tag_value_conforms(emu, device_schema):

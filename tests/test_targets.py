@@ -52,6 +52,23 @@ def test_lab_target_resolves_variables_and_keeps_the_origin(tmp_path):
     assert "s3cret" not in lab.describe()
 
 
+def test_restart_and_reading_keys(tmp_path):
+    text = GOOD + """
+    [targets.evse-alt]
+    device = "esp32-evse"
+    emulator = true
+    reading = "alternative"
+    boot_seconds = 0.5
+    restart_timeout = 30
+    """
+    alt, lab = load_targets(write(tmp_path, text), ["evse-alt", "evse-lab"], environ={"EVSE_PASSWORD": "x"})
+    assert (alt.reading, alt.boot_seconds, alt.restart_timeout) == ("alternative", 0.5, 30.0)
+    assert not alt.enforces_readings and "alternative reading" in alt.describe()
+    assert lab.restart_timeout == 120.0 and not lab.enforces_readings
+    [default] = load_targets(write(tmp_path, GOOD), ["evse-emulator"], environ={})
+    assert default.enforces_readings and default.boot_seconds == 2.0
+
+
 def test_unset_variable_of_an_unselected_target_does_not_matter(tmp_path):
     load_targets(write(tmp_path, GOOD), ["evse-emulator"], environ={})
 
@@ -75,6 +92,11 @@ BAD = [
     ("mc252-without-password", '[targets.x]\ndevice = "overvis-mc252"\nemulator = true\n[targets.x.auth]\nlogin = "admin"', 'target "x": key "auth": give login and password'),
     ("token-header-on-hardware", '[targets.x]\ndevice = "overvis-mc252"\nbase_url = "http://127.0.0.1"\ntoken_header = "Authorized"\n[targets.x.auth]\nlogin = "a"\npassword = "b"', 'target "x": key "token_header" is for emulator targets only'),
     ("bad-token-header", '[targets.x]\ndevice = "overvis-mc252"\nemulator = true\ntoken_header = "Authorised"\n[targets.x.auth]\nlogin = "a"\npassword = "b"', 'target "x": key "token_header" must be "Authorized", "Authorization" or "both"'),
+    ("reading-on-hardware", '[targets.x]\ndevice = "esp32-evse"\nbase_url = "http://127.0.0.1"\nreading = "alternative"', 'target "x": key "reading" is for emulator targets only'),
+    ("bad-reading", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\nreading = "other"', 'target "x": key "reading" must be one of'),
+    ("boot-seconds-on-hardware", '[targets.x]\ndevice = "esp32-evse"\nbase_url = "http://127.0.0.1"\nboot_seconds = 3', 'target "x": key "boot_seconds" is for emulator targets only'),
+    ("bad-boot-seconds", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\nboot_seconds = 600', 'target "x": key "boot_seconds" must be a number'),
+    ("bad-restart-timeout", '[targets.x]\ndevice = "esp32-evse"\nemulator = true\nrestart_timeout = 0', 'target "x": key "restart_timeout" must be a number'),
     ("not-toml", "[targets.x\ndevice=", "not valid TOML"),
     ("no-targets", "", "no [targets.<name>] tables"),
 ]

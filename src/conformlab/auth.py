@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
+from urllib3 import HTTPHeaderDict
 
 from conformlab import secrets
 
@@ -66,6 +67,26 @@ class HeaderKeyAuth(AuthBase):
 
     def __call__(self, request):
         request.headers[self.header] = self.key
+        return request
+
+
+class HeadersAuth(AuthBase):
+    """Credentials as raw header lines, in order; a name may repeat (a header sent twice). For
+    presentations no other strategy makes: a token without its scheme, in another scheme or another
+    header (`conformlab.near_miss`). The caller registers the secrets the values hold."""
+
+    def __init__(self, *lines: tuple[str, str]):
+        self.lines = lines
+
+    def __call__(self, request):
+        headers = HTTPHeaderDict()
+        for name, value in request.headers.items():
+            headers.add(name, value)
+        for name in {name.lower() for name, _ in self.lines}:
+            headers.discard(name)
+        for name, value in self.lines:
+            headers.add(name, value)  # urllib3 sends every value of a repeated name as a line of its own
+        request.headers = headers
         return request
 
 

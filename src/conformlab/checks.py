@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import time
 
-import pytest
 
 from conformlab import secrets
 from conformlab.client import JSON
 from conformlab.dut import DeviceUnderTest
 from conformlab.schema import Operation
+from conformlab.verdicts import not_applicable
 
 
 def ids(ops) -> list[str]:
@@ -62,7 +62,7 @@ def resolve_path(device: DeviceUnderTest, op: Operation) -> str:
                 try:
                     value = value[int(part)] if isinstance(value, list) else value[part]
                 except (IndexError, KeyError, TypeError):
-                    pytest.skip(f"{op}: the device has nothing at {source['from']}{source.get('pointer', '')}")
+                    not_applicable(f"{op}: the device has nothing at {source['from']}{source.get('pointer', '')}")
         else:
             value = param.get("example")
         path = path.replace("{" + param["name"] + "}", str(value))

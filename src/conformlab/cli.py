@@ -1,6 +1,7 @@
 """The `conformlab` console command.
 
     conformlab emulate DEVICE [--host 127.0.0.1] [--port 8080] [--fault NAME ...] [--auth KEY=VALUE ...]
+                      [--reading default|alternative] [--boot-seconds S]
     conformlab faults DEVICE
 
 `emulate` prints one line `READY http://HOST:PORT` once the emulator accepts connections, then
@@ -34,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="switch on a named fault (repeatable); see `conformlab faults DEVICE`")
     emulate.add_argument("--auth", action="append", default=[], metavar="KEY=VALUE",
                          help="set a credential, e.g. --auth username=admin --auth password=secret")
+    emulate.add_argument("--reading", choices=("default", "alternative"), default="default",
+                         help="alternative: every choice the document leaves open made the other way a conforming device may")
+    emulate.add_argument("--boot-seconds", type=float, default=None, metavar="S",
+                         help="seconds the emulated device is off the network while it restarts (default 2)")
     emulate.add_argument("--verbose", "-v", action="store_true", help="log one line per request on stderr")
 
     faults = commands.add_parser("faults", help="list a device emulator's faults and the sentences they break")
@@ -71,7 +76,8 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     try:
         try:
             running = start_emulator(args.device, faults=args.fault, auth=auth, host=args.host,
-                                     port=args.port, verbose=args.verbose)
+                                     port=args.port, verbose=args.verbose, reading=args.reading,
+                                     boot_seconds=args.boot_seconds)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         except OSError as exc:

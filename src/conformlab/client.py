@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import urlsplit
 
 import requests
@@ -32,6 +33,10 @@ BODY_PREVIEW = 600
 
 class DeviceError(AssertionError):
     """The device could not be talked to (unreachable, hung, not HTTP). One clear line."""
+
+
+class DeviceGone(DeviceError):
+    """The device did not come back after a restart: nothing more is sent to it in this run."""
 
 
 class CloseAfterErrorAdapter(HTTPAdapter):
@@ -174,7 +179,8 @@ class DeviceClient:
     """Talks to one target's documented API (origin + profile prefix)."""
 
     def __init__(self, origin: str, prefix: str, *, auth: AuthBase | None = None, timeout: float = 10.0,
-                 rate_budget: RateBudget | None = None, name: str = ""):
+                 rate_budget: RateBudget | None = None, name: str = "", probe_path: str = "/",
+                 restart_timeout: float = 120.0):
         self.origin = origin.rstrip("/")
         self.prefix = prefix
         self.base_url = self.origin + prefix  # what schemathesis calls base_url
@@ -185,6 +191,13 @@ class DeviceClient:
         self.transcript: deque[Exchange] = deque(maxlen=TRANSCRIPT_LIMIT)
         self.sent = 0  # requests to the documented API
         self._seq = 0
+        # Restarts: which requests restart the device (the schema's `restarts`, set by the device
+        # under test), where to see that it answers, how long it may take to come back.
+        self.restarting: Callable[[str, str], object | None] = lambda method, path: None
+        self.probe_path = probe_path
+        self.restart_timeout = restart_timeout
+        self.gone: str | None = None  # why nothing more is sent to this device
+        self._polling = False
         self.session = self._new_session()
 
     def _new_session(self) -> requests.Session:
@@ -201,19 +214,59 @@ class DeviceClient:
         def counted_send(request, **kwargs):
             # Only the documented API counts: the budget is the device's ("API requests"), and an
             # emulator's /__emulator__/ controls are not part of it.
-            if not urlsplit(request.url).path.startswith(self.prefix):
+            path = urlsplit(request.url).path
+            if not path.startswith(self.prefix):
                 return original(request, **kwargs)
+            if self.gone:
+                raise DeviceGone(secrets.mask(f"{self.name or 'device'}: {self.gone}; nothing more is sent to it"))
             self.sent += 1
-            if not self.pacer:
-                return original(request, **kwargs)
-            slot = self.pacer.wait()
+            slot = self.pacer.wait() if self.pacer else None
             try:
-                return original(request, **kwargs)
+                response = original(request, **kwargs)
             finally:
-                self.pacer.answered(slot)
+                if slot is not None:
+                    self.pacer.answered(slot)
+            if response.status_code < 300 and not self._polling:
+                op = self.restarting(request.method, path[len(self.prefix):])
+                if op is not None:
+                    self._await_restart(f"{request.method} {path}", op.restart_within)
+            return response
 
         s.send = counted_send
         return s
+
+    def _answers(self) -> bool:
+        """Does the device answer HTTP at all (any status) right now?"""
+        try:
+            self.session.get(self.url(self.probe_path), timeout=(min(self.timeout, 2.0), min(self.timeout, 3.0)),
+                             allow_redirects=False).close()
+            return True
+        except requests.RequestException:
+            return False
+
+    def _await_restart(self, what: str, within: float) -> None:
+        """After an answer that restarts the device: wait until it has gone down (within `within`
+        seconds; none seen means it did not restart) and answers again (within restart_timeout).
+        A device that never comes back ends the run's talk with it (DeviceGone)."""
+        start = time.monotonic()
+        self._polling = True
+        try:
+            while self._answers():
+                if time.monotonic() - start >= within:
+                    self.note("GET", self.url(self.probe_path), f"after {what}: the device kept answering for {within:g} s: no restart seen")
+                    return
+                time.sleep(0.25)
+            down = time.monotonic() - start
+            while not self._answers():
+                if time.monotonic() - start >= self.restart_timeout:
+                    self.gone = f"the device did not come back within {self.restart_timeout:g} s of {what}, which restarts it (restart_timeout)"
+                    self.note("GET", self.url(self.probe_path), self.gone)
+                    raise DeviceGone(secrets.mask(f"{self.name or 'device'}: {self.gone}"))
+                time.sleep(0.5)
+            self.note("GET", self.url(self.probe_path), f"after {what}: the device restarted (down {down:.1f} s after the "
+                                                         f"answer, answering again after {time.monotonic() - start:.1f} s)")
+        finally:
+            self._polling = False
 
     def _record(self, response, *args, **kwargs):
         # Whatever the Content-Type says: a faulty device may leak a password under text/plain.
@@ -222,7 +275,8 @@ class DeviceClient:
                 secrets.register_fields(jsonlib.loads(response.content))
             except ValueError:
                 pass
-        self._append(Exchange(response, response.request.method, response.request.url))
+        if not self._polling:  # the polls of a restart wait are summed up in one note
+            self._append(Exchange(response, response.request.method, response.request.url))
         return response
 
     # -- addresses ----------------------------------------------------------------------------

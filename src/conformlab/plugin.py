@@ -6,27 +6,28 @@ in tests/ run without targets).
 
 - configure: read targets.toml (one clear line and exit 4 on any problem), default report paths.
 - collection: only the selected targets' device suites; every check parametrized per target; markers
-  turned into skips (destructive, emulator_only) and waivers into expected failures, in one place.
+  turned into NOT VERIFIED skips (destructive, emulator_only), in one place.
 - fixtures: target -> device under test (emulator started, client, reachability, snapshot) -> device.
-- reports: requirement column, security findings, transcripts of failing checks, secrets masked.
+- reports: each check's outcome and the requirement its failure belongs to (a failure of a waived
+  requirement becomes an expected failure), transcripts of failing checks, secrets masked; the
+  per-requirement verdicts, summaries and exit status are in verdicts.py and reporting.py.
 """
 
 from __future__ import annotations
 
 import datetime
-import html
 import os
 import sys
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 import requests
 
-from conformlab import secrets
+from conformlab import secrets, verdicts
 from conformlab.client import DeviceClient, DeviceError, curl_line, render_exchange
 from conformlab.dut import DeviceUnderTest
 from conformlab.profiles import PROFILES
+from conformlab.reporting import SUMMARY_NOTES, HtmlReport, Reporting  # noqa: F401 -- SUMMARY_NOTES: re-exported
 from conformlab.requirements import all_requirements
 from conformlab.targets import Target, TargetsError, load_targets
 
@@ -34,8 +35,6 @@ TARGETS = pytest.StashKey[list]()
 ACTIVE = pytest.StashKey[bool]()
 EXCHANGES = pytest.StashKey[tuple]()
 EXTRAS = pytest.StashKey[list]()
-# Properties a check records for the run's summary (terminal and top of the HTML report), by title.
-SUMMARY_NOTES = {"security_finding": "SECURITY FINDINGS", "notice": "notices", "pacing": "rate budget"}
 LAST_CHECK = "test_left_as_found"  # the end-of-run check runs after every other check of its target
 
 
@@ -110,9 +109,9 @@ def pytest_configure(config):
             PROFILES[target.device].make_auth(target.auth)  # registers the secrets it holds
         secrets.register(*target.secrets())
     config.stash[TARGETS] = targets
-    config.pluginmanager.register(_Reporting(config, targets), "conformlab-reporting")
+    config.pluginmanager.register(Reporting(config, targets), "conformlab-reporting")
     if config.pluginmanager.hasplugin("html"):
-        config.pluginmanager.register(_HtmlReport(config), "conformlab-html")
+        config.pluginmanager.register(HtmlReport(config, targets), "conformlab-html")
 
     if _is_controller(config):
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -229,18 +228,15 @@ def pytest_collection_modifyitems(session, config, items):
         item.add_marker(pytest.mark.xdist_group(target.name))
         item.user_properties.append(("requirement", " ".join(ids)))
         item.user_properties.append(("target", target.name))
+        # Waivers are applied per failure, to the requirement it belongs to (pytest_runtest_makereport).
         for mark in item.iter_markers("destructive"):
             if not target.destructive:
-                item.add_marker(pytest.mark.skip(reason=f"destructive ({mark.args[0] if mark.args else 'changes the device'}); "
-                                                        f"target {target.name} has destructive = false"))
+                item.add_marker(verdicts.not_verified_mark(f"destructive ({mark.args[0] if mark.args else 'changes the device'}); "
+                                                           f"target {target.name} has destructive = false"))
         for mark in item.iter_markers("emulator_only"):
             if not target.emulator:
-                item.add_marker(pytest.mark.skip(reason=f"needs an emulator-only control ({mark.args[0] if mark.args else ''}); "
-                                                        f"{target.name} is real hardware"))
-        waived = [rid for rid in ids if rid in target.waive]
-        if waived:
-            reasons = "; ".join(known[rid].cite() for rid in waived)
-            item.add_marker(pytest.mark.xfail(reason=f"waived on target {target.name}: {reasons}", strict=False))
+                item.add_marker(verdicts.not_verified_mark(f"needs an emulator-only control ({mark.args[0] if mark.args else ''}); "
+                                                           f"{target.name} is real hardware"))
     # The end-of-run check of each target goes last.
     items.sort(key=lambda item: item.originalname == LAST_CHECK if hasattr(item, "originalname") else False)
 
@@ -260,12 +256,14 @@ def _device_session(target: Target):
     if target.emulator:
         from conformlab.emulators import start_emulator
 
-        emulator = start_emulator(target.device, faults=target.faults, auth=target.auth or None, options=target.options)
+        emulator = start_emulator(target.device, faults=target.faults, auth=target.auth or None, options=target.options,
+                                  reading=target.reading, boot_seconds=target.boot_seconds)
         origin = emulator.url
     else:
         origin = target.base_url
     client = DeviceClient(origin, profile.prefix, auth=profile.make_auth(target.auth), timeout=target.timeout,
-                          rate_budget=profile.rate_budget, name=target.name)
+                          rate_budget=profile.rate_budget, name=target.name, probe_path=profile.probe_path,
+                          restart_timeout=target.restart_timeout)
     dut = DeviceUnderTest(target, client, emulator)
     try:
         try:
@@ -294,14 +292,20 @@ def _end_session(client: DeviceClient) -> None:
         return
     try:
         log_out(client.base_url)
-    except requests.RequestException:
+    except (requests.RequestException, DeviceError):
         pass  # the device is gone or hung: its session lapses by itself
 
 
 @pytest.fixture
-def device(_device_session: DeviceUnderTest, request) -> DeviceUnderTest:
-    """The device under test; the exchanges of this check are kept for its report."""
+def device(_device_session: DeviceUnderTest, request, notice) -> DeviceUnderTest:
+    """The device under test; the exchanges of this check are kept for its report. A device that
+    did not come back from a restart gets no more requests: its remaining checks say so, once each."""
+    if _device_session.client.gone:
+        from conformlab.verdicts import unreachable
+
+        unreachable(f"not run: {_device_session.client.gone}")
     request.node.stash[EXCHANGES] = (_device_session.client, _device_session.client.mark())
+    _device_session.notice = notice
     return _device_session
 
 
@@ -333,7 +337,7 @@ def report_extra(request):
 # -- reports ------------------------------------------------------------------------------------
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: what it masks stays masked
 def pytest_runtest_makereport(item, call):
     report = yield
     if not item.config.stash.get(ACTIVE, False):
@@ -349,10 +353,17 @@ def pytest_runtest_makereport(item, call):
                 text = f"({len(exchanges) - len(shown)} earlier exchanges not shown)\n\n" + text
             report.sections.append(("device exchanges", text))
             report.sections.append(("reproduce the last request", curl_line(shown[-1])))
+    # The check's outcome, the requirement a failure belongs to, and waivers (per requirement).
+    verdicts.judge_phase(item, call, report, requirement_ids(item), _target_of(item), cite=_cite)
     if call.when == "call":
         _attach_extras(item, report)
     _scrub(report)
     return report
+
+
+def _cite(rid: str) -> str:
+    req = all_requirements().get(rid)
+    return req.cite() if req else rid
 
 
 def _attach_extras(item, report) -> None:
@@ -369,152 +380,14 @@ def _attach_extras(item, report) -> None:
 
 def _scrub(report) -> None:
     """Mask every registered secret in what the report carries (text, sections, properties)."""
-    if report.longrepr is not None:
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
+        report.longrepr = tuple(secrets.mask(part) if isinstance(part, str) else part for part in report.longrepr)
+    elif report.longrepr is not None:
         text = str(report.longrepr)
         masked = secrets.mask(text)
         if masked != text:
             report.longrepr = masked
+    if isinstance(getattr(report, "wasxfail", None), str):
+        report.wasxfail = secrets.mask(report.wasxfail)
     report.sections = [(title, secrets.mask(content)) for title, content in report.sections]
     report.user_properties = [(k, secrets.mask(v) if isinstance(v, str) else v) for k, v in report.user_properties]
-
-
-def _props(report) -> dict:
-    props = defaultdict(list)
-    for key, value in getattr(report, "user_properties", []):
-        props[key].append(value)
-    return props
-
-
-def _outcome(report) -> str | None:
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        if hasattr(report, "wasxfail"):
-            return "xfailed" if report.skipped else "xpassed"
-        return "error" if report.when == "setup" and report.failed else report.outcome
-    return None
-
-
-class _Reporting:
-    """Per-requirement verdicts, security findings and stale waivers, for the terminal and the gate."""
-
-    def __init__(self, config, targets):
-        self.config = config
-        self.targets = {t.name: t for t in targets}
-        self.counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
-        self.notes: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # kind -> (target, nodeid, text)
-        self.stale: list[str] = []
-
-    @property
-    def findings(self) -> list[tuple[str, str, str]]:
-        return self.notes["security_finding"]
-
-    def pytest_runtest_logreport(self, report):
-        outcome = _outcome(report)
-        props = _props(report)
-        if report.when == "call":  # the teardown report carries the same properties again
-            for kind in SUMMARY_NOTES:
-                for text in props.get(kind, []):
-                    self.notes[kind].append((props.get("target", ["?"])[0], report.nodeid, text))
-        if outcome is None:
-            return
-        target = props.get("target", [""])[0]
-        for rid in " ".join(props.get("requirement", [])).split():
-            self.counts[(target, rid)][outcome] += 1
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session):
-        for name, target in self.targets.items():
-            for rid in target.waive:
-                counts = self.counts.get((name, rid), Counter())
-                if counts["xpassed"] and not counts["xfailed"]:
-                    self.stale.append(f"{name}: {rid} is waived but every check of it passed; remove the waiver")
-        if self.stale and session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def requirement_rows(self):
-        known = all_requirements()
-        for (target, rid), counts in sorted(self.counts.items()):
-            if counts["failed"] or counts["error"]:
-                verdict = "FAIL"
-            elif counts["xfailed"]:
-                verdict = "WAIVED"
-            elif counts["passed"] or counts["xpassed"]:
-                verdict = "PASS"
-            else:
-                verdict = "NOT RUN"
-            yield target, rid, verdict, counts, known.get(rid)
-
-    def pytest_terminal_summary(self, terminalreporter):
-        tr = terminalreporter
-        rows = list(self.requirement_rows())
-        if rows:
-            verdicts = Counter(row[2] for row in rows)
-            tr.write_sep("=", "requirements")
-            for target, rid, verdict, counts, req in rows:
-                if verdict in ("FAIL", "WAIVED"):
-                    tr.write_line(f"{verdict:7} {target}  {rid}: {req.text if req else ''}"[:200])
-            tr.write_line(", ".join(f"{n} {v.lower()}" for v, n in sorted(verdicts.items())) + " (requirement x target)")
-        for kind, title in SUMMARY_NOTES.items():
-            if self.notes.get(kind):
-                alarming = kind == "security_finding"
-                tr.write_sep("=", title, red=alarming, bold=alarming)
-                for target, nodeid, text in self.notes[kind]:
-                    tr.write_line(f"{target}: {text}", red=alarming)
-        for line in self.stale:
-            tr.write_line(f"STALE WAIVER {line}", red=True)
-
-
-class _HtmlReport:
-    """pytest-html additions: title, requirement column, requirement table and findings on top."""
-
-    def __init__(self, config):
-        self.config = config
-
-    def _reporting(self) -> _Reporting:
-        return self.config.pluginmanager.get_plugin("conformlab-reporting")
-
-    def pytest_html_report_title(self, report):
-        names = ", ".join(t.name for t in self.config.stash[TARGETS])
-        report.title = f"conformlab: {names}"
-
-    def pytest_html_results_table_header(self, cells):
-        cells.insert(2, '<th class="sortable" data-column-type="requirement">Requirement</th>')
-
-    def pytest_html_results_table_row(self, report, cells):
-        props = _props(report)
-        known = all_requirements()
-        ids = " ".join(props.get("requirement", [])).split()
-        titles = " | ".join(known[r].text for r in ids if r in known)
-        badge = ""
-        if props.get("security_finding"):
-            badge = ' <span style="background:#b00020;color:#fff;padding:1px 4px;font-weight:bold">SECURITY FINDING</span>'
-        cells.insert(2, f'<td class="col-requirement" title="{html.escape(titles)}">{html.escape(" ".join(ids))}{badge}</td>')
-
-    def pytest_html_results_summary(self, prefix, summary, postfix, session):
-        reporting = self._reporting()
-        if reporting.findings:
-            items = "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(text)} <small>({html.escape(n)})</small></li>"
-                            for t, n, text in reporting.findings)
-            prefix.append('<div style="border:3px solid #b00020;background:#fde7ea;padding:8px;margin:8px 0">'
-                          f'<h2 style="color:#b00020;margin:0">Security findings ({len(reporting.findings)})</h2><ul>{items}</ul></div>')
-        for kind, colour in (("notice", "#a66300"), ("pacing", "#1f4e79")):
-            if reporting.notes.get(kind):
-                items = "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(text)}</li>" for t, _, text in reporting.notes[kind])
-                prefix.append(f'<div style="border:2px solid {colour};padding:8px;margin:8px 0">'
-                              f'<h3 style="color:{colour};margin:0">{SUMMARY_NOTES[kind].capitalize()}</h3><ul>{items}</ul></div>')
-        if reporting.stale:
-            items = "".join(f"<li>{html.escape(s)}</li>" for s in reporting.stale)
-            prefix.append(f'<div style="border:2px solid #b00020;padding:8px"><h3>Stale waivers</h3><ul>{items}</ul></div>')
-        rows = []
-        colours = {"PASS": "#1b7d3a", "FAIL": "#b00020", "WAIVED": "#a66300", "NOT RUN": "#666"}
-        for target, rid, verdict, counts, req in reporting.requirement_rows():
-            detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-            text = html.escape(req.text if req else "")
-            source = html.escape(f"{req.source}, {req.section}" if req else "")
-            rows.append(f'<tr><td>{html.escape(target)}</td><td><b>{html.escape(rid)}</b></td>'
-                        f'<td style="color:{colours[verdict]};font-weight:bold">{verdict}</td>'
-                        f"<td>{text}<br><small>{source}</small></td><td>{detail}</td></tr>")
-        if rows:
-            prefix.append('<h2>Requirements</h2><table style="border-collapse:collapse" border="1" cellpadding="3">'
-                          "<tr><th>Target</th><th>Requirement</th><th>Verdict</th><th>Document</th><th>Checks</th></tr>"
-                          + "".join(rows) + "</table>")
-

@@ -13,6 +13,7 @@ from typing import Callable
 
 from requests.auth import AuthBase
 
+from conformlab import near_miss
 from conformlab.auth import HeaderKeyAuth, SaltLoginSession, basic_auth, bearer_levels
 
 
@@ -41,6 +42,9 @@ class DeviceProfile:
     rate_budget: RateBudget | None = None
     target_options: dict[str, Callable[[object], str | None]] = field(default_factory=dict)  # device-specific keys
     emulator_only_options: frozenset[str] = frozenset()  # of those, the ones that configure an emulator
+    # Credentials that are almost the configured ones, which the device must refuse like wrong ones:
+    # the family of the device's way of presenting credentials (conformlab.near_miss).
+    near_misses: tuple[near_miss.NearMiss, ...] = ()
 
 
 def _both_or_neither(first: str, second: str, neither_means: str) -> Callable[[dict[str, str]], str | None]:
@@ -63,6 +67,7 @@ ESP32_EVSE = DeviceProfile(
     check_auth=_both_or_neither("username", "password", "the device has no credentials set"),
     probe_path="/info",
     snapshot_paths=("/config", "/firmware/channel", "/state"),
+    near_misses=near_miss.basic_family("username", "password"),
 )
 
 def _ww_levels(auth: dict[str, str]) -> dict[str, AuthBase]:
@@ -96,6 +101,7 @@ WATTWAECHTER = DeviceProfile(
     snapshot_paths=("/settings",),
     rate_budget=RateBudget(requests=25, seconds=10),  # "25 requests per 10 seconds ... device-wide"
     target_options={"source_addresses": _source_addresses_problem},
+    near_misses=near_miss.bearer_family((("write", "write_token"), ("read", "read_token"))),
 )
 
 def _wcc_key_problem(auth: dict[str, str]) -> str | None:
@@ -124,6 +130,7 @@ WCC_LITE = DeviceProfile(
     probe_path="/version",
     snapshot_paths=(),  # the API writes nothing it could read back: uploads are destructive
     target_options={"disabled_endpoints": _disabled_endpoints_problem},
+    near_misses=near_miss.header_key_family("apiKey", "api_key"),
 )
 
 # The document names the token header "Authorized", the standard one is "Authorization" (NOTES.md):
@@ -162,6 +169,7 @@ OVERVIS_MC252 = DeviceProfile(
     snapshot_paths=("/settings/saved/get/",),  # the active ones follow them at the next start
     target_options={"token_header": _token_header_problem},
     emulator_only_options=frozenset({"token_header"}),
+    near_misses=near_miss.salt_login_family(MC252_TOKEN_HEADERS, "login", "password"),
 )
 
 PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE, WATTWAECHTER, WCC_LITE, OVERVIS_MC252)}

@@ -8,6 +8,18 @@ Suites are parametrized from `device_schema(device).operations`; answers are val
       reads: /config/evse    # the GET that shows this write's effect
       field: chargingCurrent # the key inside that answer, for single-value writes
       fuzz: false            # keep out of property-based testing (e.g. it re-keys the device)
+      restarts: "<sentence>" # a successful answer means the device restarts: the client waits
+                             # until it has gone down and come back before anything else is sent
+      restart_within: 5      # seconds in which it goes down (default 5; none seen: it did not restart)
+
+Constraints of answers that are this project's reading, not the document's, are marked where they
+stand, with the reason:
+
+    x-conformlab-reading: "the document shows this field only in an example"   # on a schema node
+    x-conformlab-reading-required: [a, b]   # names of `required` that only the reading requires
+
+`check_answer(..., readings=False)` (any device but the bundled emulators in their default reading)
+drops them: a FAIL only for what the document says.
 """
 
 from __future__ import annotations
@@ -63,6 +75,14 @@ class Operation:
     @property
     def fuzz(self) -> bool:
         return self.extension.get("fuzz", True)
+
+    @property
+    def restarts(self) -> str | None:
+        return self.extension.get("restarts")
+
+    @property
+    def restart_within(self) -> float:
+        return float(self.extension.get("restart_within", 5))
 
     @property
     def is_write(self) -> bool:
@@ -145,12 +165,26 @@ class DeviceSchema:
             schema = node
         return schema
 
-    def validator(self, schema: dict) -> Draft202012Validator:
+    def validator(self, schema: dict, readings: bool = True) -> Draft202012Validator:
         # The components travel with the sub-schema so that "#/components/..." references resolve.
-        return Draft202012Validator({**schema, "components": self.doc.get("components", {})})
+        components = self.doc.get("components", {})
+        if not readings:
+            schema, components = document_only(schema), document_only(components)
+        return Draft202012Validator({**schema, "components": components})
 
-    def check_answer(self, op: Operation, response) -> list[str]:
-        """Problems of an answer against the operation's documented responses (empty = conforms)."""
+    def restarting(self, method: str, path: str) -> Operation | None:
+        """The operation if a successful `method path` restarts the device, else None."""
+        op = self.match(method, path)
+        return op if op is not None and op.restarts else None
+
+    def document_only(self) -> dict:
+        """The whole schema without the constraints of this project's reading (for fuzzing a device
+        that is not the bundled emulator: its answers are judged by the document alone)."""
+        return document_only(self.doc)
+
+    def check_answer(self, op: Operation, response, readings: bool = True) -> list[str]:
+        """Problems of an answer against the operation's documented responses (empty = conforms).
+        `readings=False`: only the document's constraints (see x-conformlab-reading)."""
         status = str(response.status_code)
         responses = op.spec.get("responses", {})
         declared = responses.get(status) or responses.get(status[0] + "XX") or responses.get("default")
@@ -166,6 +200,8 @@ class DeviceSchema:
                     problems.append(f"{op}: {status} answer lacks the header {name}")
                 continue
             schema = header.get("schema") or {}
+            if not readings and ("x-conformlab-reading" in header or "x-conformlab-reading" in schema):
+                continue  # the header's form is only this project's reading
             if schema.get("type") == "integer" and not value.strip().lstrip("-").isdigit():
                 problems.append(f"{op}: header {name}: {value!r} is not an integer")
         content = declared.get("content") or {}
@@ -184,10 +220,27 @@ class DeviceSchema:
                 return problems + [f"{op}: body is not JSON: {secrets.mask(response.text)[:120]!r}"]
         else:
             body = response.text
-        for error in sorted(self.validator(schema).iter_errors(body), key=lambda e: list(e.path)):
+        for error in sorted(self.validator(schema, readings).iter_errors(body), key=lambda e: list(e.path)):
             where = "/".join(str(p) for p in error.absolute_path) or "(body)"
             problems.append(f"{op}: {where}: {secrets.mask(error.message)[:300]}")
         return problems
+
+
+def document_only(node):
+    """A copy of a schema (or any part of one) without the constraints marked as this project's
+    reading: a node marked x-conformlab-reading accepts anything, names listed in
+    x-conformlab-reading-required are no longer required."""
+    if isinstance(node, list):
+        return [document_only(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "x-conformlab-reading" in node:
+        return {}
+    copy = {key: document_only(value) for key, value in node.items() if key != "x-conformlab-reading-required"}
+    dropped = set(node.get("x-conformlab-reading-required", ()))
+    if dropped and isinstance(copy.get("required"), list):
+        copy["required"] = [name for name in copy["required"] if name not in dropped]
+    return copy
 
 
 @functools.cache

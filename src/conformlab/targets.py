@@ -31,8 +31,17 @@ from urllib.parse import urlsplit
 
 from conformlab.profiles import PROFILES
 
-COMMON_KEYS = {"device", "base_url", "emulator", "faults", "destructive", "timeout", "waive", "auth"}
+COMMON_KEYS = {"device", "base_url", "emulator", "faults", "destructive", "timeout", "waive", "auth",
+               "restart_timeout", "reading", "boot_seconds"}
 DEFAULT_TIMEOUT = 10.0
+# How long a device may take to go down and come back after a request that restarts it (real
+# controllers take seconds to minutes to boot; a device not back by then ends the target's run).
+DEFAULT_RESTART_TIMEOUT = 120.0
+# Emulator targets: how long the emulated device is off the network while it boots.
+DEFAULT_BOOT_SECONDS = 2.0
+# Emulator targets: "default" is this project's reading of what the documents leave open (its
+# emulators' contract); "alternative" makes every such choice the other way a conforming device may.
+READINGS = ("default", "alternative")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -55,6 +64,15 @@ class Target:
     waive: tuple[str, ...] = ()
     auth: dict[str, str] = field(default_factory=dict)  # resolved values: secrets, never print
     options: dict[str, object] = field(default_factory=dict)  # device-specific keys
+    restart_timeout: float = DEFAULT_RESTART_TIMEOUT
+    reading: str = "default"  # emulator targets only
+    boot_seconds: float = DEFAULT_BOOT_SECONDS  # emulator targets only
+
+    @property
+    def enforces_readings(self) -> bool:
+        """Is this project's reading of what a document leaves open binding here? Only on the
+        bundled emulators in their default reading: it is their contract, not the device's."""
+        return self.emulator and self.reading == "default"
 
     @property
     def profile(self):
@@ -69,6 +87,8 @@ class Target:
         """One line for reports and logs; never includes secrets."""
         where = self.base_url or "bundled emulator"
         extra = f", faults: {', '.join(self.faults)}" if self.faults else ""
+        if self.emulator and self.reading != "default":
+            extra += f", {self.reading} reading"
         auth = "credentials set" if any(self.auth.values()) else "no credentials"
         return f"{self.name} ({self.device} at {where}, {auth}{extra})"
 
@@ -165,6 +185,20 @@ def _parse_target(path: Path, name: str, table) -> Target:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
         raise TargetsError(f'{where}: key "timeout" must be a number of seconds between 0 and 600')
 
+    restart_timeout = table.get("restart_timeout", DEFAULT_RESTART_TIMEOUT)
+    if isinstance(restart_timeout, bool) or not isinstance(restart_timeout, (int, float)) or not 0 < restart_timeout <= 3600:
+        raise TargetsError(f'{where}: key "restart_timeout" must be a number of seconds between 0 and 3600')
+
+    reading = table.get("reading", "default")
+    boot_seconds = table.get("boot_seconds", DEFAULT_BOOT_SECONDS)
+    for key in ("reading", "boot_seconds"):
+        if key in table and not emulator:
+            raise TargetsError(f'{where}: key "{key}" is for emulator targets only')
+    if reading not in READINGS:
+        raise TargetsError(f'{where}: key "reading" must be one of {", ".join(map(repr, READINGS))}')
+    if isinstance(boot_seconds, bool) or not isinstance(boot_seconds, (int, float)) or not 0 <= boot_seconds <= 60:
+        raise TargetsError(f'{where}: key "boot_seconds" must be a number of seconds between 0 and 60')
+
     waive = table.get("waive", [])
     if not _is_list_of_str(waive):
         raise TargetsError(f'{where}: key "waive" must be a list of requirement IDs')
@@ -194,6 +228,7 @@ def _parse_target(path: Path, name: str, table) -> Target:
     return Target(
         name=name, device=device, base_url=base_url, emulator=emulator, faults=tuple(faults),
         destructive=destructive, timeout=float(timeout), waive=tuple(waive), auth=dict(auth), options=options,
+        restart_timeout=float(restart_timeout), reading=reading, boot_seconds=float(boot_seconds),
     )
 
 

@@ -16,6 +16,10 @@ import requests
 from conformlab import secrets
 from conformlab.auth import BasicAuth
 from conformlab.checks import answer, ids, send
+from conformlab import near_miss
+from conformlab.checks import current_body
+from conformlab.profiles import ESP32_EVSE
+from conformlab.verdicts import not_applicable, requirement
 from suites.esp32_evse.evse import (
     INERT_BINARY, OPS, assert_ok, assert_refused, effective_body, harmless_request, restoring,
 )
@@ -27,7 +31,7 @@ REALM_HEADER = 'Basic realm="Users"'
 @pytest.mark.parametrize("op", OPS, ids=ids(OPS))
 def test_every_operation_accepted_without_credentials_when_none_are_set(device, op):
     if device.has_credentials:
-        pytest.skip("the target has credentials set; EVSE-AUTH-REQUIRED applies instead")
+        not_applicable("the target has credentials set; EVSE-AUTH-REQUIRED applies instead")
     assert_accepted(device, op, "no credentials are set, so every request is accepted")
 
 
@@ -38,7 +42,8 @@ def assert_accepted(device, op, why: str) -> None:
         response, expect = harmless_request(device, op)
     assert response.status_code != 401, f"{why}: {answer(response)}"
     if expect == 200 and op.is_write:
-        assert_ok(response)
+        with requirement("EVSE-CONV-OK"):
+            assert_ok(response)
 
 
 CREDENTIAL_KINDS = ["missing", "wrong-password", "unknown-user"]
@@ -58,7 +63,7 @@ def presented_auth(device, kind):
 @pytest.mark.parametrize("op", OPS, ids=ids(OPS))
 def test_operation_refused_with_missing_or_wrong_credentials(device, op, kind):
     if not device.has_credentials:
-        pytest.skip("the target has no credentials set; EVSE-AUTH-OPEN applies instead")
+        not_applicable("the target has no credentials set; EVSE-AUTH-OPEN applies instead")
     # Destructive operations are probed only where allowed: a device with an auth bug would execute them.
     device.require_operation_allowed(op)
     body = None
@@ -69,14 +74,37 @@ def test_operation_refused_with_missing_or_wrong_credentials(device, op, kind):
     response = assert_refused(device, op, 401, f"{kind} credentials must be refused",
                               lambda: send(device, op, body=body, auth=presented_auth(device, kind)))
     challenge = response.headers.get("WWW-Authenticate")
-    assert challenge == REALM_HEADER, f"401 must carry WWW-Authenticate: {REALM_HEADER}, got {challenge!r}"
+    with requirement("EVSE-AUTH-401"):
+        assert challenge == REALM_HEADER, f"401 must carry WWW-Authenticate: {REALM_HEADER}, got {challenge!r}"
+
+
+def assert_basic_refusal(response, why: str) -> None:
+    assert response.status_code == 401, f"{why}: expected 401, got {answer(response)}"
+    challenge = response.headers.get("WWW-Authenticate")
+    assert challenge == REALM_HEADER, f"{why}: 401 must carry WWW-Authenticate: {REALM_HEADER}, got {challenge!r}"
+
+
+@pytest.mark.req("EVSE-AUTH-401", "EVSE-AUTH-REQUIRED")
+@pytest.mark.parametrize("name", near_miss.names(ESP32_EVSE))
+def test_near_miss_credentials_refused_like_wrong_ones(device, name, notice):
+    """Credentials that are almost the configured ones (conformlab.near_miss: an empty, cut, longer
+    or case-swapped password, the right pair in another scheme or header) are refused like a wrong
+    password: the same 401 with the realm, no data, and a write of the current values has no effect."""
+    from suites.esp32_evse.evse import CHECKS, SCHEMA
+
+    near_miss.require_credentials(device)
+    write = SCHEMA.operation("POST", "/config/modbus")
+    probes = [near_miss.read_probe(device, device.profile.probe_path),
+              near_miss.write_probe(device, write, current_body(device, write))]
+    near_miss.assert_refused_like_wrong(device, name, probes=probes, wrong=presented_auth(device, "wrong-password"),
+                                        refusal=assert_basic_refusal, checks=CHECKS, notice=notice)
 
 
 @pytest.mark.req("EVSE-AUTH-REQUIRED", "EVSE-CONV-OK")
 @pytest.mark.parametrize("op", OPS, ids=ids(OPS))
 def test_operation_accepted_with_the_right_credentials(device, op):
     if not device.has_credentials:
-        pytest.skip("the target has no credentials set; EVSE-AUTH-OPEN applies instead")
+        not_applicable("the target has no credentials set; EVSE-AUTH-OPEN applies instead")
     assert_accepted(device, op, "the configured credentials must be accepted")
 
 
@@ -92,7 +120,8 @@ def test_credentials_can_be_set_and_removed(device):
         assert_ok(client.post("/credentials", json=temporary))
         refused = client.get(probe, auth=None)
         assert refused.status_code == 401, f"after setting credentials, a request without them must get 401: {answer(refused)}"
-        assert refused.headers.get("WWW-Authenticate") == REALM_HEADER, f"401 must carry {REALM_HEADER}"
+        with requirement("EVSE-AUTH-401"):
+            assert refused.headers.get("WWW-Authenticate") == REALM_HEADER, f"401 must carry {REALM_HEADER}"
         wrong = client.get(probe, auth=BasicAuth("conformlab", "cl-wrong"))
         assert wrong.status_code == 401, f"wrong credentials must get 401: {answer(wrong)}"
         accepted = client.get(probe, auth=temporary_auth)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conformlab.checks import answer, assert_unchanged, current_body, ids, resolve_path, send
+from conformlab.verdicts import not_verified, requirement
 from suites.esp32_evse.evse import (
     JSON_WRITES, OBJECT_WRITES, PARTIAL_KEY, READS, WRITES, assert_ok, assert_refused,
     effective_body, harmless_request, other_value, restoring,
@@ -18,12 +19,20 @@ BODY_LIMIT = 51_200  # "50 KB"; NOTES.md: the limit is 51,200 bytes
 @pytest.mark.req("EVSE-ANSWER-SHAPES", "EVSE-CONV-JSON-READ")
 @pytest.mark.parametrize("op", READS, ids=ids(READS))
 def test_read_answer_matches_the_documented_shape(device, op):
+    """The document's shapes fail a device; what only this project's reading of an example says is a
+    notice there (device.check_answer). A wrong Content-Type is EVSE-CONV-JSON-READ's."""
     response = device.client.get(resolve_path(device, op))
-    problems = device.schema.check_answer(op, response)
+    problems = device.check_answer(op, response)
+    media = [p for p in problems if "Content-Type" in p or "body is not JSON" in p]
+    with requirement("EVSE-CONV-JSON-READ"):
+        assert not media, "\n".join(media)
     assert not problems, "\n".join(problems)
 
 
-SUCCESSFUL_WRITES = [op for op in WRITES if op.body_kind != "binary"]
+# Operations that restart the device (x-conformlab restarts) are left out: their plain-text OK is
+# checked by the auth matrix (every operation, EVSE-CONV-OK) and the lifecycle checks, and each
+# restart costs seconds of outage.
+SUCCESSFUL_WRITES = [op for op in WRITES if op.body_kind != "binary" and not op.restarts]
 
 
 @pytest.mark.req("EVSE-CONV-OK")
@@ -58,7 +67,7 @@ def test_body_limit_is_51200_bytes(device, op):
     """On both sides of the limit: 51,200 bytes is processed, 51,201 bytes is refused with 413."""
     device.require_operation_allowed(op)
     if op.path == "/credentials":
-        pytest.skip("a padded credentials body would re-key the device; the limit is checked on every other write")
+        not_verified("a padded credentials body would re-key the device; the limit is checked on every other write")
     body = current_body(device, op)
     path = resolve_path(device, op)
     with restoring(device, op):
@@ -95,7 +104,9 @@ def test_partial_write_changes_only_the_keys_sent(device, op):
         new = other_value(key, before[key], device)
         assert_ok(send(device, op, body={key: new}))
         after = current_body(device, op)
-    assert after[key] == new, f"{op} {{{key}: {new!r}}} was answered OK but {key} is {after[key]!r}"
+    # For POST /state this is "Sets one or more live values at once" (EVSE-STATE-POST).
+    with requirement("EVSE-STATE-POST" if op.path == "/state" else "EVSE-CONV-PARTIAL"):
+        assert after[key] == new, f"{op} {{{key}: {new!r}}} was answered OK but {key} is {after[key]!r}"
     others_before = {k: v for k, v in before.items() if k != key}
     others_after = {k: v for k, v in after.items() if k != key}
     assert others_before == others_after, (
@@ -127,15 +138,15 @@ def test_config_holds_every_block_as_its_own_endpoint_reads_it(device):
 
 @pytest.mark.req("EVSE-CFG-COMBINED")
 def test_config_has_no_combined_post(device):
-    """POST /config must not write the blocks (there is no such endpoint).
-
-    Reading: the document says only "there is no combined POST"; 404 (unknown endpoint) and 405
-    (method not allowed) both say that. Any 2xx, or any change, is a violation.
-    """
+    """POST /config must not write the blocks (there is no such endpoint): any 2xx, or any change,
+    is a violation. Reading: the document does not pin the refusal; this project's emulator answers
+    404 (unknown endpoint), 405 (method not allowed) says the same; anything else is a notice."""
     config = device.read("/config")
     change = {"modbus": {"unitId": other_value("unitId", config["modbus"].get("unitId"))}}
     with device.preserved("/config"):
         response = device.client.post("/config", json=change)
         after = device.read("/config")
-    assert response.status_code in (404, 405), f"there is no combined POST on /config: {answer(response)}"
+    assert not 200 <= response.status_code < 300, f"there is no combined POST on /config: {answer(response)}"
     assert_unchanged(config, after, "POST /config")
+    device.reading(response.status_code in (404, 405),
+                   f"POST /config was refused with {response.status_code}; the reading expects 404 (unknown endpoint) or 405")

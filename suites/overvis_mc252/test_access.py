@@ -18,8 +18,11 @@ from requests.adapters import HTTPAdapter
 from conformlab import secrets
 from conformlab.auth import salted_sha1
 from conformlab.checks import answer, ids
+from conformlab import near_miss
+from conformlab.profiles import OVERVIS_MC252
 from conformlab.client import expect_json
 from conformlab.profiles import MC252_TOKEN_HEADERS
+from conformlab.verdicts import not_verified, requirement
 from suites.overvis_mc252.mc252 import (
     BUTTON_HINT, CHECKS, GUEST_OPS, PROTECTED_OPS, REFUSAL_STATUSES, SCHEMA, assert_access_refused, assert_envelope, assert_shape,
     body_is_documented, call, fresh_salt, let_time_pass, level, log_in, log_out, own_session, request_for, require_login, run_token,
@@ -36,7 +39,8 @@ LOGIN = SCHEMA.operation("POST", "/login/")
 def test_level_0_paths_open_to_guests(device, op):
     response = device.client.get(op.path, auth=None)
     assert response.status_code == 200, f"a level-0 path must answer a guest: {answer(response)}"
-    assert_shape(device, op, response)
+    with requirement("MC252-LOGIN-SALT" if op.path == "/login/salt/" else "MC252-ANSWER-SHAPES"):
+        assert_shape(device, op, response)
 
 
 @pytest.mark.req("MC252-LEVEL1-REFUSED", "MC252-ERROR-ENVELOPE")
@@ -50,7 +54,8 @@ def test_level_1_refused_without_a_session(device, op, kind):
     why = f"{kind} on a level-{level(op)} path ({BUTTON_HINT})"
     response = CHECKS.assert_refused(device, op, REFUSAL_STATUSES, why, lambda: call(
         device, op, request, auth=None if kind == "guest" else unknown_token()))
-    assert_envelope(response, why)
+    with requirement("MC252-ERROR-ENVELOPE"):
+        assert_envelope(response, why)
 
 
 @pytest.mark.req("MC252-LOGIN-LEVEL1", "MC252-PATHS", "MC252-COMMANDS", "MC252-JSON", "MC252-ANSWER-SHAPES")
@@ -67,11 +72,16 @@ def test_level_1_served_after_login(device, op):
                 response = call(device, op, request, auth=with_token(token))
         else:
             response = call(device, op, request)
-    # Where a body is only our reading (the document shows none), real firmware may refuse it with
-    # the documented 400; that is not an access problem. The emulator takes every body of our reading.
-    expected = (200,) if device.target.emulator or body_is_documented(op) else (200, 400)
+    # Where a body is only our reading (the document shows none), another device may refuse it with
+    # the documented 400; that is not an access problem. The default-reading emulator takes every body
+    # of our reading. (A restart the command caused has been waited out by the client.)
+    expected = (200,) if device.enforces_readings or body_is_documented(op) else (200, 400)
     assert response.status_code in expected, f"a logged-in user (level 1) must be served: {answer(response)}"
-    assert_shape(device, op, response)
+    with requirement("MC252-JSON"):
+        assert response.headers.get("Content-Type", "").split(";")[0].strip() == "application/json", (
+            f"all data is transferred in JSON format: {answer(response)}")
+    with requirement("MC252-ANSWER-SHAPES"):
+        assert_shape(device, op, response)
 
 
 @pytest.mark.req("MC252-TOKEN-HEADER")
@@ -93,11 +103,13 @@ def test_token_in_the_documented_authorized_header_is_honoured(device, notice):
 def test_login_with_the_salted_hash_gives_a_bearer_session(device):
     _, response = salted_login(device)
     assert response.status_code == 200, f"the login with SHA1(login + password + salt) must succeed: {answer(response)}"
-    assert_shape(device, LOGIN, response)
+    with requirement("MC252-ANSWER-SHAPES"):
+        assert_shape(device, LOGIN, response)
     token = response.json()["token"]
     try:
         served = device.client.get(PROTECTED_READ, auth=with_token(token))
-        assert served.status_code == 200, f"the new session must have level 1: {answer(served)}"
+        with requirement("MC252-LOGIN-LEVEL1"):
+            assert served.status_code == 200, f"the new session must have level 1: {answer(served)}"
     finally:
         log_out(device, token)
 
@@ -120,21 +132,67 @@ def test_login_with_another_hash_refused(device, case):
     username, digest = wrong_login(require_login(device), case, fresh_salt(device))
     response = send_login(device, username, digest)
     assert 400 <= response.status_code < 500, f"a login with a {case} hash must be refused: {answer(response)}"
-    assert_envelope(response, f"login with a {case} hash")
+    with requirement("MC252-ERROR-ENVELOPE"):
+        assert_envelope(response, f"login with a {case} hash")
     assert "token" not in response.json(), f"a refused login must hand out no token: {answer(response)}"
+
+
+NEAR_MISS_REQUIREMENTS = {True: ("MC252-LOGIN-HASH", "MC252-ERROR-ENVELOPE"),  # a login body
+                          False: ("MC252-LEVEL1-REFUSED", "MC252-ERROR-ENVELOPE")}  # a session token
+NEAR_MISSES = [pytest.param(near.name, id=near.name, marks=pytest.mark.req(*NEAR_MISS_REQUIREMENTS[near.login]))
+               for near in OVERVIS_MC252.near_misses]
+
+
+def assert_login_refused(response, why: str) -> None:
+    assert 400 <= response.status_code < 500, f"{why}: the login must be refused: {answer(response)}"
+    assert_envelope(response, why)
+    assert "token" not in response.json(), f"{why}: a refused login must hand out no token: {answer(response)}"
+
+
+@pytest.mark.parametrize("name", NEAR_MISSES)
+def test_near_miss_logins_and_tokens_refused_like_wrong_ones(device, name, notice):
+    """Logins and session tokens that are almost right (conformlab.near_miss): a login hash over
+    another order or an empty password, the login in another case, the password with a space
+    appended, each refused like a wrong password's hash and handing out no session; the session
+    token cut, case-swapped, without "Bearer " or in another scheme, refused on a level-1 read and a
+    harmless settings write like a token that is no session, with no effect."""
+    near_miss.require_credentials(device)
+    credentials = require_login(device)
+    if near_miss.find(device.profile, name).login:
+        def session_handed_out(response) -> None:
+            if response.status_code == 200 and isinstance(response.json(), dict) and response.json().get("token"):
+                log_out(device, response.json()["token"])
+
+        probes = [near_miss.Probe("POST /login/", lambda body_for: device.client.post(
+            "/login/", json=body_for(fresh_salt(device)), auth=None), after=session_handed_out)]
+        wrong = lambda salt: dict(zip(("username", "password"), wrong_login(credentials, "wrong-password", salt)))  # noqa: E731
+        refusal = assert_login_refused
+    else:
+        write = SCHEMA.operation("POST", "/settings/saved/set/")
+        request = request_for(device, write)
+        probes = [near_miss.read_probe(device, PROTECTED_READ),
+                  near_miss.Probe(f"{write} (the current value written back)",
+                                  lambda auth: call(device, write, request, auth=auth), op=write)]
+        wrong, refusal = unknown_token(), assert_access_refused
+    near_miss.assert_refused_like_wrong(device, name, probes=probes, wrong=wrong, refusal=refusal, checks=CHECKS,
+                                        notice=notice, token=lambda: run_token(device))
 
 
 @pytest.mark.req("MC252-LOGIN-SALT")
 def test_salt_serves_one_login(device):
     """Reading: step 1 gets a salt for the login of step 2. A hash that logs in again later (a
-    captured login replayed) would make the salt pointless, so the second login must be refused."""
+    captured login replayed) would make the salt pointless, so this project reads it as refused.
+    The document does not say how long a salt serves: binding on the bundled emulator, a notice
+    elsewhere. A refusal carries the document's envelope."""
     digest, first = salted_login(device)
     log_out(device, expect_json(first)["token"])
     replay = send_login(device, require_login(device)["login"], digest)
     if replay.status_code == 200:
         log_out(device, replay.json()["token"])
-    assert 400 <= replay.status_code < 500, f"the same salted hash must not log in twice: {answer(replay)}"
-    assert_envelope(replay, "a replayed login")
+    device.reading(400 <= replay.status_code < 500,
+                   f"the same salted hash logged in twice (a salt serves one login in this project's reading): {answer(replay)}")
+    if replay.status_code >= 400:
+        assert_envelope(replay, "a replayed login")
 
 
 @pytest.mark.req("MC252-LOGOUT", "MC252-LEVEL1-REFUSED")
@@ -156,7 +214,7 @@ def test_session_lapses_after_its_ttl(device):
     session = expect_json(salted_login(device)[1])
     token, ttl = session["token"], session["ttlSec"]
     if not device.target.emulator and ttl > 600:
-        pytest.skip(f"ttlSec is {ttl} s: too long to wait for on hardware")
+        not_verified(f"ttlSec is {ttl} s: too long to wait for on hardware")
     try:
         served = device.client.get(PROTECTED_READ, auth=with_token(token))
         assert served.status_code == 200, f"a fresh session must have level 1: {answer(served)}"

@@ -2,7 +2,9 @@
 search and the template search (start, result, stop).
 
 Only reads of holding registers are sent to the bus (function 3: changes nothing on the field
-devices). The bodies and answers beyond the paths are the emulator's reading (see the schema).
+devices). The bodies and answers beyond the paths are this project's reading (see the schema):
+binding on the bundled emulator, notices elsewhere; a check that cannot judge what follows an answer
+of another form stops unverified.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def modbus_answer(device, tid: int) -> dict:
         return body if body.get("status") != "pending" else None
 
     body = wait_until(final, 10.0, step=0.05)
-    assert body, f"transaction {tid} is still pending after 10 s"
+    as_read(device, bool(body), f"transaction {tid} is still pending after 10 s")
     return body
 
 
@@ -41,17 +43,21 @@ def test_modbus_answers_are_found_by_their_tid(device):
         assert_shape(device, SCHEMA.operation("GET", "/modbus/resp/"), device.client.get(f"/modbus/resp/?tid={tid}"))
         # The tid is the document's own word ("Get Modbus response by tid"): an answer that names
         # another transaction is wrong whatever the rest of its form.
-        assert body.get("tid") in (tid, None), f"GET /modbus/resp/?tid={tid} must answer transaction {tid}, got {body}"
-        as_read(device, body.get("tid") == tid and body.get("status") in FINAL, f"transaction {tid}: {body}")
-        if body["status"] == "ok":
-            assert (body.get("addr"), len(body.get("values", []))) == (request["addr"], request["count"]), (
-                f"transaction {tid} asked for {request['count']} register(s) from {request['addr']}, got {body}")
+        assert body.get("tid") is None or str(body.get("tid")) == str(tid), (
+            f"GET /modbus/resp/?tid={tid} must answer transaction {tid}, got {body}")
+        device.reading(body.get("tid") == tid and body.get("status") in FINAL, f"transaction {tid}: {body}")
+        if body.get("status") == "ok":
+            device.reading((body.get("addr"), len(body.get("values") or [])) == (request["addr"], request["count"]),
+                           f"transaction {tid} asked for {request['count']} register(s) from {request['addr']} "
+                           f"(answered as \"addr\" and \"values\" in this project's reading), got {body}")
 
 
 def search_result(device, path: str) -> dict:
     body = read_json(device, device.client.get(path), f"GET {path}")
-    as_read(device, body.get("status") in ("idle", "running", "done", "stopped") and 0 <= body.get("progress", -1) <= 100,
-            f"GET {path}: a search result has a status and a progress of 0..100: {body}")
+    progress = body.get("progress")
+    as_read(device, body.get("status") in ("idle", "running", "done", "stopped")
+            and isinstance(progress, int) and not isinstance(progress, bool) and 0 <= progress <= 100,
+            f"GET {path}: a search result has a status (idle, running, done, stopped) and a progress of 0..100: {body}")
     return body
 
 
@@ -75,33 +81,36 @@ SEARCHES = [
 
 @pytest.mark.parametrize("base, result_path", SEARCHES)
 def test_search_starts_reports_and_stops(device, base, result_path, notice):
+    """The table names start, result and stop; what a result says (status words, progress, the
+    devices found) is this project's reading: binding on the bundled emulator, notices elsewhere."""
     require_login(device)
     body = {"template": first_template(device)} if "class-find" in base else {}
     started = device.client.post(base + "start/", json=body)
-    assert started.status_code == 200, f"POST {base}start/: {answer(started)}"
+    as_read(device, started.status_code == 200, f"POST {base}start/ (a body of this project's reading): {answer(started)}")
     try:
         running = search_result(device, result_path)
-        assert running["status"] in ("running", "done"), f"a started search is running (or done): {running}"
+        device.reading(running["status"] in ("running", "done"), f"a started search is running (or done): {running}")
         if body:
-            assert running.get("template") == body["template"], f"the template search names its template: {running}"
+            device.reading(running.get("template") == body["template"], f"the template search names its template: {running}")
         stopped = device.client.post(base + "stop/", json={})
         assert stopped.status_code == 200, f"POST {base}stop/: {answer(stopped)}"
         after = search_result(device, result_path)
-        assert after["status"] in ("stopped", "done"), f"after a stop the search is stopped (or was done): {after}"
+        device.reading(after["status"] in ("stopped", "done"), f"after a stop the search is stopped (or was done): {after}")
         let_time_pass(device, 1)
         again = search_result(device, result_path)
-        assert again["progress"] == after["progress"], f"a stopped search makes no progress: {after} then {again}"
+        device.reading(again["progress"] == after["progress"], f"a stopped search makes no progress: {after} then {again}")
         # Once more to the end: it finds the devices on the bus.
-        assert device.client.post(base + "start/", json=body).status_code == 200
+        assert device.client.post(base + "start/", json=body).status_code == 200, f"POST {base}start/ once more"
         final = run_to_the_end(device, result_path)
         if final["status"] != "done":
             notice(f"the {base} search did not finish within {SEARCH_SECONDS} s; its end was not checked")
             return
-        assert final["progress"] == 100 and isinstance(final.get("devices"), list), f"a finished search lists what it found: {final}"
+        device.reading(final["progress"] == 100 and isinstance(final.get("devices"), list), f"a finished search lists what it found: {final}")
         if device.target.emulator:  # the emulated bus is known: every slave (of the template's model) is found
             from conformlab.emulators.overvis_mc252 import BUS
 
             expected = {unit for unit, slave in BUS.items() if slave.model == body.get("template", slave.model)}
-            assert {d.get("unit") for d in final["devices"]} == expected, f"the search must find units {sorted(expected)}: {final}"
+            found = {d.get("unit") for d in final.get("devices") or [] if isinstance(d, dict)}
+            device.reading(found == expected, f"the search must find units {sorted(expected)}: {final}")
     finally:
         device.client.post(base + "stop/", json={})

@@ -17,7 +17,7 @@ import pytest
 
 from conformlab.auth import BearerAuth
 from conformlab.checks import answer
-from suites.wattwaechter.ww import SCHEMA, generate_tokens, token_works, tokens_kept
+from suites.wattwaechter.ww import SCHEMA, generate_tokens, not_applicable, requirement, token_works, tokens_kept
 
 RENEWAL_WINDOW = 60  # seconds: "Activates the new tokens (within 60 seconds)"
 
@@ -26,7 +26,7 @@ RENEWAL_WINDOW = 60  # seconds: "Activates the new tokens (within 60 seconds)"
 def tokens(device):
     """The target's current tokens; the renewal checks need authentication on to tell tokens apart."""
     if not device.has_credentials:
-        pytest.skip("needs api_auth_required true and the target's tokens: with authentication off every token is accepted")
+        not_applicable("needs api_auth_required true and the target's tokens: with authentication off every token is accepted")
     return dict(device.credentials)
 
 
@@ -62,9 +62,12 @@ def test_confirm_activates_the_new_tokens_and_retires_the_old(device, tokens, no
             device.control("advance", {"seconds": RENEWAL_WINDOW - 15})
         response = confirm(device, pending["write_token"])
         assert response.status_code == 200, f"confirm within the window must answer 200: {answer(response)}"
-        problems = SCHEMA.check_answer(SCHEMA.operation("POST", "/auth/tokens/confirm"), response)
+        problems = device.check_answer(SCHEMA.operation("POST", "/auth/tokens/confirm"), response)
         assert not problems, "; ".join(problems)
-        assert response.json().get("success") is True, f"confirm must answer success: true: {answer(response)}"
+        # Neither the page nor NOTES.md shows the confirm's answer: `success: true` is the vendor client's.
+        body = response.json() if response.content else None
+        device.reading(isinstance(body, dict) and body.get("success") is True,
+                       f"a successful confirm answered {str(body)[:80]!r}; the reading expects success: true")
         assert token_works(device, pending["read_token"]), "after confirm the new READ token must be accepted"
         new_write, new_read = BearerAuth(pending["write_token"]), BearerAuth(pending["read_token"])
         current = device.client.get("/settings", auth=new_write)
@@ -74,7 +77,8 @@ def test_confirm_activates_the_new_tokens_and_retires_the_old(device, tokens, no
         assert wrote.status_code == 200, f"after confirm the new WRITE token must write: {answer(wrote)}"
         refused = device.client.post("/settings", json={"ledEnable": led}, auth=new_read)
         assert refused.status_code == 403, f"after confirm the new READ token must get 403 on a write: {answer(refused)}"
-        assert_pair(device, tokens, False, "after confirm, old")
+        with requirement("WW-AUTH-401"):  # "A missing or wrong token gets 401": the retired ones
+            assert_pair(device, tokens, False, "after confirm, old")
 
 
 @pytest.mark.req("WW-TOKEN-LAPSE")
@@ -88,10 +92,12 @@ def test_unconfirmed_tokens_lapse_after_60_seconds(device, tokens, notice):
         else:
             time.sleep(RENEWAL_WINDOW + 1)
         late = confirm(device, pending["write_token"])
-        # The status of a late confirm is not documented; what matters is that nothing is activated.
-        assert late.status_code != 200, f"a confirm {RENEWAL_WINDOW + 1} s after generate must be refused: {answer(late)}"
-        assert 400 <= late.status_code < 500, f"a late confirm is the client's mistake (4xx expected): {answer(late)}"
-        assert_pair(device, pending, False, "after a refused late confirm, lapsed")
+        # The status of a late confirm is not documented ("within 60 seconds" only): what matters is
+        # that nothing is activated. Reading: refused with a 4xx (a 200 with success: false is a NOTICE).
+        assert late.status_code < 500, f"a late confirm is the client's mistake, not the device's: {answer(late)}"
+        device.reading(400 <= late.status_code < 500,
+                       f"a confirm {RENEWAL_WINDOW + 1} s after generate answered {late.status_code}; the reading expects a 4xx")
+        assert_pair(device, pending, False, "after a late confirm, lapsed")
         assert_pair(device, tokens, True, "after a lapsed renewal, old")
 
 
@@ -102,6 +108,7 @@ def test_confirm_needs_the_write_token(device, tokens, notice):
     with tokens_kept(device, notice):
         pending = generate_tokens(device)
         response = confirm(device, pending["write_token"], auth=BearerAuth(tokens["read_token"]))
-        assert response.status_code == 403, f"confirm with the READ token must get 403: {answer(response)}"
+        with requirement("WW-AUTH-403"):
+            assert response.status_code == 403, f"confirm with the READ token must get 403: {answer(response)}"
         assert_pair(device, pending, False, "after a refused confirm, pending")
         assert_pair(device, tokens, True, "after a refused confirm, current")

@@ -38,12 +38,19 @@ def emulator_class(device: str) -> type[DeviceEmulator]:
 
 def start_emulator(device: str, *, faults: Iterable[str] = (), auth: Mapping[str, Any] | None = None,
                    options: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0,
-                   verbose: bool = False) -> RunningEmulator:
+                   verbose: bool = False, reading: str = "default", boot_seconds: float | None = None) -> RunningEmulator:
     """Start `device`'s emulator on loopback in a daemon thread; returns once it accepts
     connections. `options` are the target's device-specific keys (those the emulator takes are
-    passed on). ValueError for an unknown device, fault or auth key, or a non-loopback host;
-    OSError if the port cannot be bound."""
+    passed on); `reading` and `boot_seconds` are the target's (see DeviceEmulator). ValueError
+    for an unknown device, fault, auth key or reading, or a non-loopback host; OSError if the port
+    cannot be bound."""
     cls = emulator_class(device)
     loopback_host(host)  # refuse a non-loopback host before anything else
+    if reading not in ("default", "alternative"):
+        raise ValueError(f"unknown reading {reading!r}: 'default' or 'alternative'")
     kwargs = {cls.TARGET_OPTIONS[key]: value for key, value in (options or {}).items() if key in cls.TARGET_OPTIONS}
-    return serve(cls(faults=faults, auth=auth, **kwargs), host=host, port=port, verbose=verbose)
+    emulator = cls(faults=faults, auth=auth, **kwargs)
+    emulator.reading = reading
+    if boot_seconds is not None:
+        emulator.boot_seconds = boot_seconds
+    return serve(emulator, host=host, port=port, verbose=verbose)

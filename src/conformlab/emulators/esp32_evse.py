@@ -44,6 +44,36 @@ Readings of ambiguous passages
   says "if the latest-version info cannot be fetched". The section wins: 404 only when the info
   cannot be fetched; an up-to-date device answers 200 with available == current.
 - Depth of PROPFIND: 0 or 1; a missing Depth or "infinity" is answered like 1.
+
+Restarts
+--------
+POST /restart ("Schedules a restart about one second later"), a successful POST /firmware/upload
+and a POST /firmware/update that flashes a new version restart through the core's `restart()`:
+the answer leaves, one second later every connection drops and the device is off the network for
+`boot_seconds`; then it boots: uptime starts again, the runtime log starts again, the live values
+take the configured defaults ("defaultChargingCurrent: Current applied at boot", the default
+limits), a pending authorization is gone; configuration, credentials, channel, firmware version,
+panic log, files and the emulator's counters survive (counters["restarts"] += 1).
+
+The alternative reading (`reading = "alternative"`)
+---------------------------------------------------
+Every silent choice above that a check depends on, made the other way a conforming device may:
+- the firmware channel stores any non-empty string (the document only says what `channels` lists);
+- timezone takes IANA zone names only (the scheduler page, and current firmware: NOTES.md); the
+  default zone is Europe/Berlin; a POSIX string is 400;
+- GET /config/scheduler leaves out the weekday masks that are 0; a POST may leave them out (0);
+- error answers are a small JSON object {"error": ...}, and the connection stays open;
+- a documented path called with an undocumented method answers 405 with an Allow header;
+- capabilities beyond the document's two examples (rcm, three-phase metering, socket outlet,
+  the board's minimum lock break time) are not checked: the write is stored;
+- a charging current above maxChargingCurrent is clamped to the ceiling (answered OK);
+- a negative session limit means "none" (stored as 0);
+- GET /log/panic with nothing stored answers 200 with an empty body;
+- WebDAV checks the HTTP Basic credentials (firmware from mid-2026 on, NOTES.md);
+- serial dataBits/stopBits are answered as JSON numbers (the table lists 5, 6, 7, 8 and 1, 1.5,
+  2); a POST takes numbers or strings;
+- answers carry a few fields the document does not show (GET /info mac, GET /wifi/state hostname,
+  scan entries channel).
 """
 
 from __future__ import annotations
@@ -58,11 +88,13 @@ import posixpath
 import re
 import struct
 import time
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
+from . import credentials as compare
 from .server import ControlError, DeviceEmulator, Request, Response
 
 PREFIX = "/api/v1"
@@ -72,6 +104,8 @@ BODY_LIMIT = 51_200  # "50 KB" = 51,200 bytes (NOTES.md)
 MIN_CURRENT = 6
 REALM = 'Basic realm="Users"'
 
+FAILED_CREDENTIAL = ('A failed or missing credential returns 401 Unauthorized with a WWW-Authenticate: '
+                     'Basic realm="Users" header.')
 FAULTS: dict[str, str] = {
     "partial_write_resets_others":
         "Object endpoints apply only the keys present; at least one known key must be supplied",
@@ -126,6 +160,38 @@ FAULTS: dict[str, str] = {
         "optional ?index=<n> for incremental reads (same scheme as /script/output)",
     "combined_config_post":
         "There is no combined POST — write each block to its own endpoint.",
+    # Near-miss credentials (conformlab.near_miss): the comparison lets an almost-right one through.
+    # the right user with an empty password passes (the password is compared only when one is given)
+    "empty_password_accepted": FAILED_CREDENTIAL,
+    # the password is compared over the given length: the right one cut short passes
+    "password_prefix_accepted": FAILED_CREDENTIAL,
+    # the password is compared over one character less than stored: without its last character it passes
+    "password_last_char_ignored": FAILED_CREDENTIAL,
+    # the password is compared over the stored length only: with anything appended it passes
+    "password_extra_ignored": FAILED_CREDENTIAL,
+    # the password is compared without regard to case
+    "password_case_insensitive": FAILED_CREDENTIAL,
+    # the decoded password is trimmed before the comparison: with a space appended it passes
+    "password_whitespace_trimmed": FAILED_CREDENTIAL,
+    # the scheme is not checked: the right user:password in the Bearer scheme passes
+    "basic_scheme_unchecked": FAILED_CREDENTIAL,
+    # the header is found by a substring search: the credentials in Proxy-Authorization pass
+    "proxy_authorization_read": FAILED_CREDENTIAL,
+}
+# fault -> the flaw it gives the password comparison
+PASSWORD_FLAWS = {"empty_password_accepted": compare.EMPTY, "password_prefix_accepted": compare.PREFIX,
+                  "password_last_char_ignored": compare.SHORT, "password_extra_ignored": compare.STORED_LENGTH,
+                  "password_case_insensitive": compare.CASE, "password_whitespace_trimmed": compare.TRIMMED}
+# fault -> the near-miss credential (conformlab.near_miss) it lets through
+NEAR_MISS_FAULTS: dict[str, str] = {
+    "empty_password_accepted": "password-empty",
+    "password_prefix_accepted": "password-prefix",
+    "password_last_char_ignored": "password-truncated",
+    "password_extra_ignored": "password-extended",
+    "password_case_insensitive": "password-case-swapped",
+    "password_whitespace_trimmed": "password-trailing-space",
+    "basic_scheme_unchecked": "credentials-in-bearer-scheme",
+    "proxy_authorization_read": "credentials-in-proxy-authorization",
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -361,9 +427,26 @@ def is_posix_tz(text: str) -> bool:
     return pos == len(text)
 
 
+_IANA = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+
+
+def is_iana_tz(text: str) -> bool:
+    """True for IANA zone names the tz database knows (Europe/Berlin, Etc/UTC)."""
+    if not _IANA.fullmatch(text) or text.startswith(("posix", "right")):
+        return False
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 MASK = Field("int", min=0, max=0xFFFFFF, unchecked_by="schedule_mask_unchecked")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SCHEDULE = {"action": Field("str", choices=("enable", "available", "ch_cur_6a", "ch_cur_8a", "ch_cur_10a")),
-            **{day: MASK for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+            **{day: MASK for day in WEEKDAYS}}
+IANA_TIMEZONE = Field("str", syntax=is_iana_tz, unchecked_by="unknown_timezone_accepted")
+NUMBER_CHOICES = {"dataBits": (5, 6, 7, 8), "stopBits": (1, 1.5, 2)}  # the alternative's serial values
 
 CONFIG_FIELDS: dict[str, dict[str, Field]] = {
     "evse": {
@@ -485,6 +568,20 @@ class Esp32EvseEmulator(DeviceEmulator):
     FAULTS = FAULTS
     AUTH_KEYS = ("username", "password")
 
+    @property
+    def reading(self) -> str:
+        return self.__dict__.get("_reading", "default")
+
+    @reading.setter
+    def reading(self, value: str) -> None:
+        """Set after construction (start_emulator): the state at start depends on it."""
+        self.__dict__["_reading"] = value
+        if hasattr(self, "config"):
+            self.config["scheduler"]["timezone"] = self._default_timezone()
+
+    def _default_timezone(self) -> str:
+        return "Europe/Berlin" if self.alternative else DEFAULT_CONFIG["scheduler"]["timezone"]
+
     def __init__(self, faults=(), auth=None) -> None:
         super().__init__(faults, auth)
         for key, value in self.auth.items():
@@ -497,6 +594,7 @@ class Esp32EvseEmulator(DeviceEmulator):
         self.cancel_timers()
         self.live = copy.deepcopy(DEFAULT_STATE)
         self.config = copy.deepcopy(DEFAULT_CONFIG)
+        self.config["scheduler"]["timezone"] = self._default_timezone()
         self.credentials = (self.auth.get("username") or "", self.auth.get("password") or "")
         self.wifi_state = dict(WIFI_STATE)
         self.components = copy.deepcopy(COMPONENTS)
@@ -523,6 +621,9 @@ class Esp32EvseEmulator(DeviceEmulator):
             if self.fault("unknown_path_served") and self._unknown_api_path(req.path):
                 return self._unauthorized() if not self._authorized(req) else \
                     Response(200, {"Content-Type": "text/html"}, INDEX_HTML)
+            if self.alternative and self._documented_path(req.path):
+                allowed = sorted({m for (m, sub) in ROUTES if PREFIX + sub == self._route_path(req.path)})
+                return self.error(405, "method not allowed", headers={"Allow": ", ".join(allowed)})
             return self.error(404)
         route, _ = found
         exempt = self.fault("write_without_credentials") and route.arg == "chargingCurrent"
@@ -539,6 +640,8 @@ class Esp32EvseEmulator(DeviceEmulator):
 
     def device_handle(self, req: Request) -> Response:
         if _is_dav(req.path):
+            if self.alternative and not self._authorized(req):
+                return self._unauthorized()  # firmware from mid-2026 on (NOTES.md)
             return self.dav.handle(req, self)
         early = self.device_head(req)  # again, for bodies whose size was unknown from the head
         if early is not None:
@@ -569,6 +672,14 @@ class Esp32EvseEmulator(DeviceEmulator):
             return None
         return route, component if component is not None else route.arg
 
+    @staticmethod
+    def _route_path(path: str) -> str:
+        sub = path[len(PREFIX):]
+        return PREFIX + ("/script/components/{id}" if COMPONENT_PATH.fullmatch(sub) else sub)
+
+    def _documented_path(self, path: str) -> bool:
+        return path.startswith(PREFIX + "/") and self._route_path(path)[len(PREFIX):] in {p for _, p in ROUTES}
+
     def _unknown_api_path(self, path: str) -> bool:
         sub = path[len(PREFIX):]
         return path.startswith(PREFIX + "/") and sub not in KNOWN_PATHS and not COMPONENT_PATH.fullmatch(sub)
@@ -584,19 +695,29 @@ class Esp32EvseEmulator(DeviceEmulator):
         user, password = self.credentials
         if not user and not password:
             return True
-        scheme, _, token = req.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "basic":
+        header = req.headers.get("Authorization")
+        if header is None and self.fault("proxy_authorization_read"):
+            header = req.headers.get("Proxy-Authorization")
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "basic" and not (self.fault("basic_scheme_unchecked") and token):
             return False
         try:
             given_user, sep, given_password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
         return bool(sep) & hmac.compare_digest(given_user.encode(), user.encode()) \
-            & hmac.compare_digest(given_password.encode(), password.encode())
+            & compare.matches(given_password, password, compare.flaws_of(self, PASSWORD_FLAWS))
 
     def _unauthorized(self) -> Response:
         realm = 'Basic realm="EVSE"' if self.fault("wrong_auth_realm") else REALM
         return self.error(401, headers={"WWW-Authenticate": realm})
+
+    def error(self, status: int, detail: str | None = None, headers=None) -> Response:
+        """The firmware's short text/html error, connection closed (NOTES.md); the alternative
+        answers a JSON object and keeps the connection."""
+        if not self.alternative:
+            return super().error(status, detail, headers)
+        return Response.json({"error": detail or f"{status}"}, status, headers)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -633,10 +754,22 @@ class Esp32EvseEmulator(DeviceEmulator):
         return Response.text("".join(line + "\n" for line in lines[start:]), headers=headers)
 
     def _schedule_restart(self) -> None:
-        def restart() -> None:
-            self.counters["restarts"] += 1
-            self.boot = time.monotonic()
-        self.later(1.0, restart)
+        """ "about one second later" (POST /restart); the same for firmware that restarts."""
+        self.restart(1.0, self._boot)
+
+    def _boot(self) -> None:
+        """What a start does: see "Restarts" above."""
+        self.counters["restarts"] += 1
+        self.boot = time.monotonic()
+        self.log_lines = list(BOOT_LOG)
+        evse = self.config["evse"]
+        self.live.update({
+            "chargingCurrent": round(float(evse["defaultChargingCurrent"]), 1),
+            "consumptionLimit": evse["defaultConsumptionLimit"],
+            "chargingTimeLimit": evse["defaultChargingTimeLimit"],
+            "underPowerLimit": evse["defaultUnderPowerLimit"],
+            "pendingAuth": False, "limitReached": False,
+        })
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -646,17 +779,28 @@ class Esp32EvseEmulator(DeviceEmulator):
             state["chargingCurrent"] = f"{state['chargingCurrent']:.1f}"
         return Response.json(state)
 
+    def _state_fields(self) -> dict[str, Field]:
+        if not self.alternative:
+            return STATE_FIELDS
+        # the alternative: a negative limit means "none" (0)
+        return {**STATE_FIELDS, **{key: Field("number") for key in ("consumptionLimit", "chargingTimeLimit", "underPowerLimit")}}
+
     def _post_state(self, req, body, arg) -> Response:
-        self._set_state(self._fields(STATE_FIELDS, body))
+        self._set_state(self._fields(self._state_fields(), body))
         return self._ok()
 
     def _post_state_scalar(self, req, body, arg) -> Response:
-        self._set_state({arg: self._scalar(STATE_FIELDS[arg], body)})
+        self._set_state({arg: self._scalar(self._state_fields()[arg], body)})
         return self._ok()
 
     def _set_state(self, changes: dict[str, Any]) -> None:
+        for key in ("consumptionLimit", "chargingTimeLimit", "underPowerLimit"):
+            if key in changes and changes[key] < 0:
+                changes[key] = 0
         current = changes.get("chargingCurrent")
         ceiling = self.config["evse"]["maxChargingCurrent"]
+        if current is not None and current > ceiling and self.alternative:
+            current = changes["chargingCurrent"] = ceiling  # clamped to the hard ceiling
         if current is not None and current > ceiling:
             raise Invalid(f"chargingCurrent: must be at most maxChargingCurrent ({ceiling})")
         if current is not None:
@@ -684,6 +828,13 @@ class Esp32EvseEmulator(DeviceEmulator):
         value = copy.deepcopy(self.config[block])
         if block == "wifi" and not self.fault("wifi_password_returned"):
             value.pop("password", None)
+        if self.alternative and block == "scheduler":
+            value["schedules"] = [{k: v for k, v in entry.items() if not (k in WEEKDAYS and v == 0)}
+                                  for entry in value["schedules"]]
+        if self.alternative and block == "serial":
+            for entry in value:
+                for key, choices in NUMBER_CHOICES.items():
+                    entry[key] = next(c for c in choices if str(c) == entry[key])
         return value
 
     def _get_block(self, req, body, block) -> Response:
@@ -707,7 +858,13 @@ class Esp32EvseEmulator(DeviceEmulator):
         """The complete new value of a block, or Invalid; nothing is applied here."""
         if block == "serial":
             return self._validate_serial(body)
-        changes = self._fields(CONFIG_FIELDS[block], body, config=True)
+        table = CONFIG_FIELDS[block]
+        if self.alternative and block == "scheduler":
+            table = {**table, "timezone": IANA_TIMEZONE}
+            if isinstance(body, dict) and isinstance(body.get("schedules"), list):
+                body = {**body, "schedules": [{**{day: 0 for day in WEEKDAYS}, **entry} if isinstance(entry, dict) else entry
+                                              for entry in body["schedules"]]}
+        changes = self._fields(table, body, config=True)
         base = self.config[block]
         if block == "evse" and self.fault("partial_write_resets_others"):
             base = FACTORY_EVSE
@@ -727,6 +884,8 @@ class Esp32EvseEmulator(DeviceEmulator):
             raise Invalid("energyMeterMode: the board has no voltage sensing")
         if meter == "cur" and BOARD["energyMeter"] == "none":
             raise Invalid("energyMeterMode: the board has no energy meter")
+        if self.alternative:
+            return  # the document names only cur_vlt and the 6-63 A range; the rest is stored
         if changes.get("rcm") and not BOARD["rcm"]:
             raise Invalid("rcm: the board has no residual current monitor")
         if changes.get("energyMeterThreePhases") and not BOARD["energyMeterThreePhases"]:
@@ -748,6 +907,9 @@ class Esp32EvseEmulator(DeviceEmulator):
         for i, entry in enumerate(body):
             if not isinstance(entry, dict):
                 raise Invalid(f"[{i}]: expected an object")
+            if self.alternative:  # numbers as the table lists them, or strings as the example shows
+                entry = {key: (str(value) if key in NUMBER_CHOICES and value in NUMBER_CHOICES[key]
+                               and not isinstance(value, bool) else value) for key, value in entry.items()}
             changes = {key: check_value(table[key], value, self.faults, f"[{i}].{key}")
                        for key, value in entry.items() if key in table}
             recognised = recognised or bool(changes)
@@ -759,9 +921,13 @@ class Esp32EvseEmulator(DeviceEmulator):
     # -- Wi-Fi -----------------------------------------------------------------------------------
 
     def _wifi_scan(self, req, body, arg) -> Response:
+        if self.alternative:
+            return Response.json([{**network, "channel": 6} for network in WIFI_SCAN])
         return Response.json(WIFI_SCAN)
 
     def _wifi_state(self, req, body, arg) -> Response:
+        if self.alternative:
+            return Response.json({**self.wifi_state, "hostname": self.config["discovery"]["hostname"]})
         return Response.json(self.wifi_state)
 
     def _wifi_ap(self, req, body, arg) -> Response:
@@ -818,7 +984,8 @@ class Esp32EvseEmulator(DeviceEmulator):
         return Response.json(self.channel)
 
     def _post_channel(self, req, body, arg) -> Response:
-        self.channel = check_value(Field("str", choices=tuple(CHANNELS)), self._scalar(STR, body), self.faults)
+        field = Field("str", min_len=1) if self.alternative else Field("str", choices=tuple(CHANNELS))
+        self.channel = check_value(field, self._scalar(STR, body), self.faults)
         return self._ok()
 
     def _check_update(self, req, body, arg) -> Response:
@@ -858,7 +1025,8 @@ class Esp32EvseEmulator(DeviceEmulator):
     # -- system ----------------------------------------------------------------------------------
 
     def _info(self, req, body, arg) -> Response:
-        return Response.json({**INFO, "uptime": int(time.monotonic() - self.boot), "appVersion": self.app_version})
+        extra = {"mac": WIFI_STATE["mac"]} if self.alternative else {}
+        return Response.json({**INFO, "uptime": int(time.monotonic() - self.boot), "appVersion": self.app_version, **extra})
 
     def _board_config(self, req, body, arg) -> Response:
         return Response.json(BOARD)
@@ -887,7 +1055,7 @@ class Esp32EvseEmulator(DeviceEmulator):
 
     def _get_panic(self, req, body, arg) -> Response:
         if self.panic is None:
-            return self.error(404, "no panic log stored")
+            return Response.text("") if self.alternative else self.error(404, "no panic log stored")
         text, when = self.panic
         headers = {} if self.fault("panic_time_missing") else {"X-Time": str(int(when))}
         return Response.text(text, headers=headers)

@@ -21,8 +21,14 @@ their trailing slash exactly as the tables write them.
   search (find) and template search (class-find) run for FIND_SECONDS (5 s) on the emulator clock.
 - SD card: a small in-memory file system (dir, file info/read/write, remove, eject).
 - Commands without an observable effect on the API (identify -- a GET that blinks the LEDs --,
-  update download/program, activation, SMS test, cloud reconnect) are harmless: they are counted.
-  A reboot is instant and harmless too, but does what a start does (see Session and Settings).
+  update download, activation, SMS test, cloud reconnect) are harmless: they are counted.
+- Restarts: POST /cmd/reboot/, /cmd/settings/reset/, /cmd/settings/import/ and /cmd/updates/program/
+  answer {} first; RESTART_DELAY (1 s: the document gives no delay) later the device drops every
+  connection and is off the network for `boot_seconds` (the core's `restart`), then it starts
+  again: sessions, salts, the button window, Modbus transactions and searches are gone, the SD card
+  is mounted, uptime starts at 0, the saved settings become the active ones, counters["restarts"]
+  counts it. (The reset and the import restart because saved settings take effect at the next
+  start: NOTES.md.)
 
 Order of checks for /api requests: route (404; a documented path with another method: 405) ->
 access level (401) -> JSON body (400) -> SD card mounted (503, card paths) -> query and body
@@ -53,6 +59,21 @@ Emulator-only controls (under /__emulator__/, JSON in and out, never authenticat
 - GET  /__emulator__/sessions      -> {"sessions": live sessions, "salts": unused salts} (counts
                                       only: no token or salt ever leaves through a control)
 - GET/POST /__emulator__/card {"inserted": true} -> put an ejected SD card back
+
+The alternative reading (`reading = "alternative"` on the target, `self.alternative`) makes the
+choices below that the suites depend on the other way a conforming device may make them:
+- a path without its trailing slash is served as the path (/api/version answers);
+- /state/get/ ignores unknown keys and values of keys; its members have other shapes (system
+  "uptime" as a string, ethernet "link" "up"/"down", gsm "signalDbm" as "-71 dBm");
+- saved/set and import ignore unknown keys (the known ones are applied; a bad value is still 400);
+- /modbus/req/ answers the tid as a string; /modbus/resp/ names it so and gives the registers as
+  "data"; search results say "searching"/"finished"/"cancelled", always list the devices, and the
+  template search does not name its template; search-meta-info lists templates as {"name", ...};
+- SD card: folders are of type "directory"; a read chunk has no "size" or "eof"; an ejected card
+  answers /card/dir/ with an empty listing (200) instead of 503;
+- a salt is not consumed by a login (it serves until MAX_SALTS newer ones push it out).
+Everything the document or NOTES.md gives (paths, levels, login, envelope, keep-alive, bare keys,
+saved settings) is the same in both readings.
 
 Readings of ambiguous passages
 ------------------------------
@@ -85,7 +106,7 @@ Readings of ambiguous passages
   "login_failed".
 - Session: ttlSec 60 is read as sliding: the session lapses once more than 60 s (emulator clock)
   have passed since the last request that carried its token. Sessions are not limited in number.
-  A reboot ends every session (they live in RAM), forgets the salts and the button window, and
+  A restart ends every session (they live in RAM), forgets the salts and the button window, and
   re-mounts the SD card.
 - Button: "a user with Guest rights" is every request without a valid session (also one with a
   wrong token), from any client, for 600 s after the press (a second press restarts the 600 s).
@@ -105,7 +126,7 @@ Readings of ambiguous passages
 - cmd/settings/reset: the saved settings become the factory defaults; import takes a flat object
   like saved/set (all or some keys) into the saved settings; export answers the saved settings (the
   configuration the device starts with). Like every saved change, reset and import take effect at
-  the next start.
+  the next start, which they cause: the device restarts a second after answering.
 - cmd/time/set takes {"time": <Unix seconds, 2000-01-01 .. 2100-01-01>}; time/sync resets the
   clock to network time. state "system" shows the device time.
 - cmd/gsm/sms-test takes an optional {"phone": "+<5..15 digits>"}; without it the alarmPhone
@@ -146,6 +167,7 @@ import binascii
 import copy
 import hashlib
 import hmac
+import itertools
 import json
 import math
 import re
@@ -154,6 +176,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from . import credentials as compare
 from .server import CONTROL_PREFIX, ControlError, DeviceEmulator, Request, Response, reason_phrase
 
 PREFIX = "/api"
@@ -163,10 +186,17 @@ MAX_SALTS = 8  # unused salts the device remembers
 MODBUS_SECONDS = 0.1  # time until a present slave's answer is there
 FIND_SECONDS = 5.0  # duration of a device or template search (about 20 ms per unit id)
 MAX_TRANSACTIONS = 32
+# Seconds between the answer to a command that restarts the device (reboot, settings reset and
+# import, update program) and the restart: the document gives none, so 1 s (the harness's default).
+RESTART_DELAY = 1.0
 TOKEN_HEADERS = ("Authorized", "Authorization")
 FACTORY_AUTH = {"login": "admin", "password": "admin"}
 
 # Fault name -> the sentence of the document (or NOTES.md) it breaks; the comment says how it shows.
+LOGIN_HASH = "Log in via /api/login/ by sending a SHA1 password hash: login + password + salt."
+SESSION_TOKEN = "All subsequent requests must include the session token Bearer xxxxxxxxxx in the Authorized header."
+# fault -> the flaw it gives the session token comparison
+TOKEN_FLAWS = {"token_prefix_accepted": compare.PREFIX, "token_case_insensitive": compare.CASE}
 FAULTS: dict[str, str] = {
     # the SD-card paths (/card/...) skip the access check: a guest lists and reads files
     "card_open_to_guests":
@@ -220,6 +250,36 @@ FAULTS: dict[str, str] = {
     # /modbus/resp/ answers the latest transaction, whatever tid was asked for
     "modbus_resp_ignores_tid":
         "Get Modbus response by tid",
+    # Near misses (conformlab.near_miss): the login or the session check lets an almost-right one through.
+    # the login hash is accepted over any order of login, password and salt
+    "hash_any_order_accepted": LOGIN_HASH,
+    # the hash over the login and the salt with an empty password logs in too (a "no password yet" fallback)
+    "empty_password_hash_accepted": LOGIN_HASH,
+    # the password is stored with the padding of the web form: its hash with a space appended logs in too
+    "password_trailing_space_accepted": LOGIN_HASH,
+    # the username is compared without regard to case
+    "login_case_insensitive":
+        '`POST /api/login/` with JSON `{"username": "<login>", "password": "<lowercase hex SHA1 of login + '
+        'password + salt>"}` (NOTES.md)',
+    # session tokens are compared over the given length: a token cut short gives level 1
+    "token_prefix_accepted": SESSION_TOKEN,
+    # session tokens are compared without regard to case
+    "token_case_insensitive": SESSION_TOKEN,
+    # a header without the scheme is taken as the token itself
+    "bearer_scheme_optional": SESSION_TOKEN,
+    # the scheme is not checked: the token in the Basic scheme gives level 1
+    "token_scheme_unchecked": SESSION_TOKEN,
+}
+# fault -> the near-miss credential (conformlab.near_miss) it lets through
+NEAR_MISS_FAULTS: dict[str, str] = {
+    "hash_any_order_accepted": "hash-order-salt-login-password",
+    "empty_password_hash_accepted": "hash-empty-password",
+    "password_trailing_space_accepted": "password-trailing-space",
+    "login_case_insensitive": "login-case-swapped",
+    "token_prefix_accepted": "token-truncated",
+    "token_case_insensitive": "token-case-swapped",
+    "bearer_scheme_optional": "token-without-scheme",
+    "token_scheme_unchecked": "token-in-basic-scheme",
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -498,7 +558,10 @@ class OvervisMc252Emulator(DeviceEmulator):
             "identify", "reboots", "logins", "loginFailures", "logouts", "salts", "savedWrites", "timeSyncs",
             "timeSets", "cloudReconnects", "updateDownloads", "updatePrograms", "settingsResets",
             "settingsImports", "settingsExports", "smsTests", "activations", "cardEjects", "cardWrites",
-            "cardRemoves", "modbusRequests", "findStarts", "classFindStarts")}
+            "cardRemoves", "modbusRequests", "findStarts", "classFindStarts", "restarts")}
+        # A restart pending or under way is forgotten: the emulator is up, as at start.
+        self.cancel_timers()
+        self.down = False
         self._boot()
 
     def _boot(self) -> None:
@@ -537,6 +600,8 @@ class OvervisMc252Emulator(DeviceEmulator):
 
     def _dispatch(self, req: Request) -> Response:
         path = req.path[len(PREFIX):] if req.path.startswith(PREFIX + "/") else None
+        if self.alternative and path is not None and path + "/" in ALLOWED:
+            path += "/"  # alternative reading: the path without its trailing slash is the same path
         if path is None or path not in ALLOWED:
             raise ApiError(404, "not_found", f"no such path: {req.path}")
         route = ROUTES.get((req.method, path))
@@ -590,18 +655,26 @@ class OvervisMc252Emulator(DeviceEmulator):
             presented = True
             scheme, _, token = value.strip().partition(" ")
             token = token.strip()
-            if scheme.lower() == "bearer" and token and self._known(token):
-                self.sessions[token] = self.now()  # sliding: every use restarts the 60 s
+            if scheme.lower() != "bearer":
+                if self.fault("bearer_scheme_optional") and not token:
+                    token = scheme  # the whole value taken for the token
+                elif not (self.fault("token_scheme_unchecked") and token):
+                    continue
+            session = self._session_of(token) if token else None
+            if session is not None:
+                self.sessions[session] = self.now()  # sliding: every use restarts the 60 s
                 return 1, False
         if self.button_until is not None and (self.now() <= self.button_until or self.fault("button_forever")):
             return 1, False
         return 0, presented
 
-    def _known(self, token: str) -> bool:
+    def _session_of(self, token: str) -> str | None:
+        """The live session the presented token names, if any."""
+        flaws = compare.flaws_of(self, TOKEN_FLAWS)
         for known in list(self.sessions):
-            if hmac.compare_digest(known.encode(), token.encode()):
-                return self._session_valid(known)
-        return False
+            if compare.matches(token, known, flaws) and self._session_valid(known):
+                return known
+        return None
 
     def _check_level(self, req: Request, route: Route, path: str) -> None:
         need = route.level
@@ -637,10 +710,9 @@ class OvervisMc252Emulator(DeviceEmulator):
             raise bad("password: the lowercase hex SHA1 of login + password + salt (40 characters)")
         login, secret = self.credentials["login"], self.credentials["password"]
         used, unsalted = None, False
-        if username == login:
+        if username == login or (self.fault("login_case_insensitive") and username.lower() == login.lower()):
             for salt in reversed(self.salts):
-                expected = hashlib.sha1((login + secret + salt).encode("utf-8")).hexdigest()
-                if hmac.compare_digest(expected, password):
+                if any(hmac.compare_digest(expected, password) for expected in self._hashes(login, secret, salt)):
                     used = salt
                     break
             if used is None and self.fault("any_hash_accepted") and self.salts:
@@ -650,13 +722,25 @@ class OvervisMc252Emulator(DeviceEmulator):
         if used is None and not unsalted:
             self.counters["loginFailures"] += 1
             raise ApiError(401, "login_failed", "wrong username or password hash, or the salt is unknown or used")
-        if used is not None and not self.fault("salt_reusable"):
+        # The alternative reading keeps a salt until it is pushed out (the document does not say a salt serves one login).
+        if used is not None and not self.fault("salt_reusable") and not self.alternative:
             self.salts.remove(used)
         self._prune_sessions()
         token = secrets.token_hex(16)
         self.sessions[token] = self.now()
         self.counters["logins"] += 1
         return Response.json({"authType": "Bearer", "token": token, "ttlSec": SESSION_TTL})
+
+    def _hashes(self, login: str, secret: str, salt: str) -> list[str]:
+        """The hashes that log in with this salt: SHA1(login + password + salt), and what faults add."""
+        texts = [login + secret + salt]
+        if self.fault("hash_any_order_accepted"):
+            texts += ["".join(order) for order in itertools.permutations((login, secret, salt))]
+        if self.fault("empty_password_hash_accepted"):
+            texts.append(login + salt)
+        if self.fault("password_trailing_space_accepted"):
+            texts.append(login + secret + " " + salt)
+        return [hashlib.sha1(text.encode("utf-8")).hexdigest() for text in texts]
 
     def _logout(self, req, body) -> Response:
         if not self.fault("logout_keeps_token"):
@@ -701,6 +785,12 @@ class OvervisMc252Emulator(DeviceEmulator):
 
     def _state_get(self, req, body) -> Response:
         state = self._state()
+        if self.alternative:  # other member shapes; unknown keys and values are ignored
+            state["system"]["uptime"] = str(state["system"].pop("uptimeSec"))
+            state["ethernet"]["link"] = "up" if state["ethernet"]["link"] else "down"
+            state["gsm"]["signalDbm"] = f'{state["gsm"]["signalDbm"]} dBm'
+            keys = [key for key in req.query if key in STATE_KEYS]
+            return Response.json({key: state[key] for key in keys} if keys else state)
         keys = bare_keys(req.query, STATE_KEYS)
         if not keys or self.fault("state_keys_ignored"):
             return Response.json(state)
@@ -722,7 +812,7 @@ class OvervisMc252Emulator(DeviceEmulator):
         for key, value in body.items():
             setting = SETTINGS.get(key)
             if setting is None:
-                if self.fault("invalid_setting_accepted"):
+                if self.fault("invalid_setting_accepted") or self.alternative:
                     continue  # silently ignored
                 raise bad(f"unknown settings key {key!r}", "unknown_key")
             try:
@@ -742,11 +832,13 @@ class OvervisMc252Emulator(DeviceEmulator):
     def _settings_reset(self, req, body) -> Response:
         self.saved = copy.deepcopy(FACTORY_SETTINGS)
         self.counters["settingsResets"] += 1
+        self.restart(RESTART_DELAY, self._start_again)  # the factory settings take effect at this start
         return Response.json({})
 
     def _settings_import(self, req, body) -> Response:
         self.saved.update(self._valid_settings(body))
         self.counters["settingsImports"] += 1
+        self.restart(RESTART_DELAY, self._start_again)  # the imported settings take effect at this start
         return Response.json({})
 
     def _settings_export(self, req, body) -> Response:
@@ -757,8 +849,13 @@ class OvervisMc252Emulator(DeviceEmulator):
 
     def _reboot(self, req, body) -> Response:
         self.counters["reboots"] += 1
-        self._boot()  # answered by the new start: harmless for the emulator
+        self.restart(RESTART_DELAY, self._start_again)  # answered first; down a second later
         return Response.json({})
+
+    def _start_again(self) -> None:
+        """What the device does when it comes back from a restart (see _boot)."""
+        self.counters["restarts"] += 1
+        self._boot()
 
     def _time_sync(self, req, body) -> Response:
         self.time_shift, self.time_synced = 0.0, True
@@ -784,6 +881,7 @@ class OvervisMc252Emulator(DeviceEmulator):
 
     def _update_program(self, req, body) -> Response:
         self.counters["updatePrograms"] += 1
+        self.restart(RESTART_DELAY, self._start_again)  # flashing ends with a start of the (new) firmware
         return Response.json({})
 
     def _sms_test(self, req, body) -> Response:
@@ -843,7 +941,7 @@ class OvervisMc252Emulator(DeviceEmulator):
         self.transactions[tid] = Transaction(tid, ready, answer)
         for old in sorted(self.transactions)[:-MAX_TRANSACTIONS]:
             del self.transactions[old]
-        return Response.json({"tid": tid})
+        return Response.json({"tid": str(tid) if self.alternative else tid})
 
     def _modbus_resp(self, req, body) -> Response:
         raw = req.query.get("tid", [""])
@@ -855,8 +953,13 @@ class OvervisMc252Emulator(DeviceEmulator):
         if transaction is None:
             raise ApiError(404, "unknown_tid", f"no Modbus transaction {raw[0]}")
         if self.now() < transaction.ready_at:
-            return Response.json({"tid": transaction.tid, "status": "pending"})
-        return Response.json(dict(transaction.answer))
+            return Response.json({"tid": str(transaction.tid) if self.alternative else transaction.tid, "status": "pending"})
+        answer = dict(transaction.answer)
+        if self.alternative:  # the tid as sent, the registers under "data"
+            answer["tid"] = str(answer["tid"])
+            if "values" in answer:
+                answer["data"] = answer.pop("values")
+        return Response.json(answer)
 
     def _start_search(self, template: str | None) -> Search:
         """A search over units 1..247; a slave is found when the scan passes its unit id, if the
@@ -882,6 +985,8 @@ class OvervisMc252Emulator(DeviceEmulator):
         return Response.json({})
 
     def _find_result(self, req, body) -> Response:
+        if self.alternative:  # the devices always listed, other status words
+            return Response.json(_alternative_search(self.find.view(self.now())))
         listing = bare_keys(req.query, ("list",))
         return Response.json(self.find.view(self.now(), with_devices=bool(listing)))
 
@@ -898,6 +1003,9 @@ class OvervisMc252Emulator(DeviceEmulator):
     def _class_find_meta(self, req, body) -> Response:
         name = self._template(body, required=False)
         if name is None:
+            if self.alternative:  # the templates as objects
+                return Response.json({"templates": [{"name": name, "description": TEMPLATES[name]["description"]}
+                                                    for name in sorted(TEMPLATES)]})
             return Response.json({"templates": sorted(TEMPLATES)})
         return Response.json({"template": name, **copy.deepcopy(TEMPLATES[name]), "units": {"from": 1, "to": 247}})
 
@@ -911,6 +1019,8 @@ class OvervisMc252Emulator(DeviceEmulator):
         return Response.json({})
 
     def _class_find_result(self, req, body) -> Response:
+        if self.alternative:  # no "template" in the answer, other status words
+            return Response.json(_alternative_search(self.class_find.view(self.now())))
         return Response.json({**self.class_find.view(self.now()), "template": self.class_find.template})
 
     # -- SD card -----------------------------------------------------------------------------------
@@ -921,6 +1031,8 @@ class OvervisMc252Emulator(DeviceEmulator):
         return card_path(body.get("path", default))
 
     def _card_dir(self, req, body) -> Response:
+        if self.alternative and not self.card_mounted:  # an ejected card: an empty listing
+            return Response.json({"path": card_path(body.get("path", "/")), "entries": []})
         path = self._card_path(body, "/")
         if path in self.files:
             raise bad(f"{path} is a file", "not_a_dir")
@@ -937,7 +1049,7 @@ class OvervisMc252Emulator(DeviceEmulator):
         if path in self.files:
             content, mtime = self.files[path]
             return {**key, "type": "file", "size": len(content), "mtime": mtime}
-        return {**key, "type": "dir", "size": 0, "mtime": self.card_created}
+        return {**key, "type": "directory" if self.alternative else "dir", "size": 0, "mtime": self.card_created}
 
     def _card_info(self, req, body) -> Response:
         path = self._card_path(body)
@@ -958,6 +1070,8 @@ class OvervisMc252Emulator(DeviceEmulator):
         if offset > len(content):
             raise bad(f"offset beyond the end of the file ({len(content)} bytes)", "invalid_value")
         chunk = content[offset:offset + length]
+        if self.alternative:  # the chunk alone: no size, no eof
+            return Response.json({"path": path, "offset": offset, "data": base64.b64encode(chunk).decode()})
         return Response.json({"path": path, "offset": offset, "size": len(content),
                               "data": base64.b64encode(chunk).decode(), "eof": offset + len(chunk) >= len(content)})
 
@@ -1100,6 +1214,14 @@ def _int_in(value: Any, low: int, high: int) -> int | None:
             or value != int(value) or not low <= value <= high:
         return None
     return int(value)
+
+
+ALTERNATIVE_STATUS = {"idle": "idle", "running": "searching", "done": "finished", "stopped": "cancelled"}
+
+
+def _alternative_search(view: dict[str, Any]) -> dict[str, Any]:
+    """A search result in the alternative reading: other status words, devices always listed."""
+    return {**view, "status": ALTERNATIVE_STATUS[view["status"]], "devices": view.get("devices", [])}
 
 
 def _stop(search: Search, now: float) -> None:

@@ -9,6 +9,11 @@ Every bundled emulator is a real server on loopback. This module knows nothing a
   emulator-only control endpoints under `/__emulator__/` (JSON in, JSON out, never authenticated).
 - `serve()` runs an emulator on a `ThreadingHTTPServer` in a daemon thread and returns a
   `RunningEmulator` handle (`.url`, `.emulator`, `.stop()`, context manager).
+- `DeviceEmulator.restart()` restarts as firmware does: the answer leaves first; after the delay
+  every open connection is dropped and the device is off the network for `boot_seconds` (new
+  connections are closed unanswered), then it boots with what survives a restart.
+- `DeviceEmulator.reading` is "default" (this project's reading of what a document leaves open) or
+  "alternative" (every such choice made the other way a conforming device may make it).
 
 The server speaks HTTP/1.1 with keep-alive, accepts any method (PROPFIND, MKCOL, ... included),
 reads `Content-Length` and chunked bodies, and defers `Expect: 100-continue` until `head()` has
@@ -100,6 +105,9 @@ class DeviceEmulator:
     # targets.toml keys of the device (profile target_options) the emulator takes at start, and the
     # constructor keyword each becomes (e.g. WCC Lite: disabled_endpoints -> disabled)
     TARGET_OPTIONS: dict[str, str] = {}
+    # Set by start_emulator from the target (targets.toml keys of every emulator target).
+    reading: str = "default"
+    boot_seconds: float = 2.0
 
     def __init__(self, faults: Iterable[str] = (), auth: Mapping[str, Any] | None = None) -> None:
         faults = (faults,) if isinstance(faults, str) else tuple(faults)
@@ -119,6 +127,14 @@ class DeviceEmulator:
         self.lock = threading.RLock()  # one request (or timer) at a time touches the state
         self._timers: list[threading.Timer] = []
         self._closed = False
+        self.server: EmulatorServer | None = None  # set by serve(): restarts drop its connections
+        self.down = False  # off the network while it boots
+        self.restarts = 0  # restarts completed (the device booted again)
+
+    @property
+    def alternative(self) -> bool:
+        """Is the emulator making the other reading of what its document leaves open?"""
+        return self.reading == "alternative"
 
     def fault(self, name: str) -> bool:
         """Is fault `name` switched on? (A typo in a fault name is a bug: fail loudly.)"""
@@ -176,6 +192,26 @@ class DeviceEmulator:
         timer.daemon = True
         self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()
+
+    def restart(self, delay: float, boot: Callable[[], None] = lambda: None) -> None:
+        """Restart as real firmware does: `delay` seconds from now (the answer has gone out by
+        then) drop every open connection and stay off the network for `boot_seconds`; then run
+        `boot()` (what a start does to the state: sessions lost, saved settings applied, ...) and
+        serve again. A restart requested while one is pending or under way is the same restart."""
+        def go_down() -> None:
+            if self.down:
+                return
+            self.down = True
+            if self.server is not None:
+                self.server.close_connections()
+            self.later(self.boot_seconds, come_up)
+
+        def come_up() -> None:
+            boot()
+            self.restarts += 1
+            self.down = False
+
+        self.later(delay, go_down)
 
     def cancel_timers(self) -> None:
         with self.lock:
@@ -393,6 +429,10 @@ class EmulatorServer(http.server.ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        # While the emulated device boots, a connection is closed without an answer.
+        return not self.emulator.down
+
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
@@ -471,4 +511,5 @@ def serve(emulator: DeviceEmulator, host: str = "127.0.0.1", port: int = 0,
     """Serve `emulator` on loopback (port 0 = a free port). The listening socket accepts
     connections when this returns. OSError if the port is in use."""
     server = EmulatorServer((loopback_host(host), port), emulator, verbose=verbose)
+    emulator.server = server
     return RunningEmulator(server, emulator)

@@ -101,8 +101,30 @@ Readings of ambiguous passages
   certificate -> 404 (the client library's docstring).
 - POST /cloud/pair takes {"pairing_token": "WW-XXXXXXXX"} (8 of A-Z/0-9, the client library's
   docstring); anything else -> 400. DELETE always succeeds.
-- POST /system/reboot and /ota/start are harmless: counted, the device stays up. A reboot restarts
-  the uptime and increments rebootsTotal/rebootsAll; /ota/start does not change the version.
+- POST /system/reboot and a successful POST /ota/start (an update is offered) restart the device as
+  firmware does: the answer goes out first, about RESTART_DELAY (1 s; the document gives no delay)
+  later every connection is dropped and the device is off the network for `boot_seconds` (target
+  key, default 2 s); then it boots. What a start does: the uptime starts at 0, rebootsTotal and
+  rebootsAll count the start, pending tokens (RAM) are gone, the rate-limit window and the heap
+  minimum start afresh, a wifi scan in progress is forgotten; the settings, the active tokens, the
+  CA certificate and the cloud pairing (flash) survive. /ota/start without an update answers
+  {"ok": true, "update_available": false} and does not restart. The emulated update server keeps
+  offering its version after an install (the emulator does not change its own firmware version),
+  so every OTA start with an offer restarts.
+
+The other reading (target `reading = "alternative"`, `conformlab emulate --reading alternative`)
+makes every choice above that the documents leave open the other way a conforming device may:
+- POST /cloud/pair stores any non-empty string as the pairing token (the document gives no format).
+- POST /mqtt/ca stores any non-empty string as the certificate (the document names no validation).
+- A confirm that activates nothing (no pending pair, lapsed, or not the pending WRITE token) answers
+  200 {"success": false, "message": ...} instead of 400; a successful confirm answers
+  {"message": "Tokens activated"} without `success` (NOTES shows no confirm answer).
+- GET /settings shows a password that is set as "********" (an empty one as ""): never the
+  password itself, but the key is there.
+- History days that are YYYY-MM-DD but no calendar date roll over as mktime() does (2025-02-30 is
+  2025-03-02); `days` outside 1..31 is clamped into 1..31 (0 and negative -> 1, 32 -> 31).
+- GET /system/led answers {"status": "ok", "enabled": ..., "brightness": ...} (another shape);
+  GET /system/timezones answers a bare list of zone names.
 - Logs: /logs/rawdump is application/octet-stream (204 while there is no reading yet);
   /logs/persistent and /logs/ram are CSV with `Content-Type: text/csv`.
 """
@@ -126,6 +148,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
+from . import credentials as compare
 from .server import CONTROL_PREFIX, ControlError, DeviceEmulator, Request, Response
 
 PREFIX = "/api/v1"
@@ -141,7 +164,10 @@ RETRY_AFTER_503 = 5
 HEAP_SIZE = 320 * 1024
 SEND_RATE = 128 * 1024  # bytes per second the emulated device sends an answer at
 TOKEN_TTL = 60  # seconds a pending token pair may be confirmed in
+RESTART_DELAY = 1.0  # seconds from the answer to going down (the document gives no delay)
+MASKED = "********"  # how the alternative reading shows a password that is set
 
+WRONG_TOKEN = "a missing or wrong token gets 401. (NOTES.md)"
 FAULTS: dict[str, str] = {
     "budget_26":
         "A maximum of 25 requests per 10 seconds is allowed",
@@ -179,6 +205,40 @@ FAULTS: dict[str, str] = {
         "204 when there is no reading yet. (NOTES.md)",
     "retry_after_fractional":
         "`Retry-After` is whole seconds (NOTES.md)",
+    # Near-miss tokens (conformlab.near_miss): the comparison lets an almost-right one through.
+    # a bare "Bearer" passes (the token is compared only when one is given)
+    "empty_token_accepted": WRONG_TOKEN,
+    # tokens are compared over the given length: a token cut short passes
+    "token_prefix_accepted": WRONG_TOKEN,
+    # tokens are compared over one character less than stored: without its last character it passes
+    "token_last_char_ignored": WRONG_TOKEN,
+    # tokens are compared over the stored length only: with anything appended it passes
+    "token_extra_ignored": WRONG_TOKEN,
+    # tokens are compared without regard to case
+    "token_case_insensitive": WRONG_TOKEN,
+    # a header without the scheme is taken as the token itself
+    "bearer_scheme_optional": "When enabled, the API uses Bearer tokens in the Authorization header: "
+                              "Authorization: Bearer YOUR_TOKEN",
+    # the scheme is not checked: the token in the Basic scheme passes
+    "token_scheme_unchecked": "When enabled, the API uses Bearer tokens in the Authorization header: "
+                              "Authorization: Bearer YOUR_TOKEN",
+    # the header is found by a substring search: a token in Proxy-Authorization passes
+    "proxy_authorization_read": "When enabled, the API uses Bearer tokens in the Authorization header",
+}
+# fault -> the flaw it gives the token comparison
+TOKEN_FLAWS = {"empty_token_accepted": compare.EMPTY, "token_prefix_accepted": compare.PREFIX,
+               "token_last_char_ignored": compare.SHORT, "token_extra_ignored": compare.STORED_LENGTH,
+               "token_case_insensitive": compare.CASE}
+# fault -> the near-miss credential (conformlab.near_miss) it lets through
+NEAR_MISS_FAULTS: dict[str, str] = {
+    "empty_token_accepted": "token-empty",
+    "token_prefix_accepted": "write-token-prefix",
+    "token_last_char_ignored": "write-token-truncated",
+    "token_extra_ignored": "write-token-extended",
+    "token_case_insensitive": "write-token-case-swapped",
+    "bearer_scheme_optional": "token-without-scheme",
+    "token_scheme_unchecked": "token-in-basic-scheme",
+    "proxy_authorization_read": "token-in-proxy-authorization",
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +390,19 @@ def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         else:
             result[key] = value
     return result
+
+
+def masked_write_only(table: dict[str, Field], value: dict[str, Any]) -> dict[str, Any]:
+    """The settings with every write-only value shown as MASKED (or "" when it is empty)."""
+    out = {}
+    for key, item in value.items():
+        field = table.get(key)
+        if field is not None and field.write_only:
+            item = MASKED if item else ""
+        elif field is not None and field.kind == "object" and isinstance(item, dict):
+            item = masked_write_only(field.fields or {}, item)
+        out[key] = copy.deepcopy(item)
+    return out
 
 
 def without_write_only(table: dict[str, Field], value: dict[str, Any]) -> dict[str, Any]:
@@ -632,12 +705,21 @@ def parse_json(body: bytes) -> Any:
     return json.loads(body.decode("utf-8"), parse_constant=reject)
 
 
-def parse_date(raw: str | None, name: str) -> dt.date:
+def parse_date(raw: str | None, name: str, rollover: bool = False) -> dt.date:
+    """A YYYY-MM-DD day; `rollover` (the alternative reading): a day that is no calendar date
+    rolls over as mktime() does (month 13 is January of the next year, February 30 is March 2)."""
     if raw is None or not DATE.fullmatch(raw):
         raise Invalid(f"{name} must be YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
+        if not rollover:
+            raise Invalid(f"{name} is not a calendar date") from None
+    year, month, day = (int(part) for part in raw.split("-"))
+    year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
+    try:
+        return dt.date(year, month, 1) + dt.timedelta(days=day - 1)
+    except (ValueError, OverflowError):
         raise Invalid(f"{name} is not a calendar date") from None
 
 
@@ -681,6 +763,7 @@ class WattwaechterEmulator(DeviceEmulator):
     def reset(self) -> None:
         """Back to the state at start (also POST /__emulator__/reset)."""
         self.cancel_timers()
+        self.down = False  # a restart under way is called off
         self.settings = copy.deepcopy(DEFAULT_SETTINGS)
         if self.auth:
             self.tokens = (self.auth["read_token"], self.auth["write_token"])
@@ -799,16 +882,24 @@ class WattwaechterEmulator(DeviceEmulator):
 
     def _level(self, req: Request) -> str:
         header = req.headers.get("Authorization")
+        if header is None and self.fault("proxy_authorization_read"):
+            header = req.headers.get("Proxy-Authorization")
         if header is None:
             return MISSING
         scheme, _, token = header.strip().partition(" ")
-        token = token.strip().encode()
-        if scheme.lower() != "bearer" or not token:
+        token = token.strip()
+        if scheme.lower() != "bearer":
+            if self.fault("bearer_scheme_optional") and not token:
+                token = scheme  # the whole value taken for the token
+            elif not (self.fault("token_scheme_unchecked") and token):
+                return WRONG
+        flaws = compare.flaws_of(self, TOKEN_FLAWS)
+        if not token and compare.EMPTY not in flaws:
             return WRONG
         read, write = self.tokens
-        if hmac.compare_digest(token, write.encode()):
+        if compare.matches(token, write, flaws):
             return WRITE
-        if hmac.compare_digest(token, read.encode()):
+        if compare.matches(token, read, flaws):
             return READ
         return WRONG
 
@@ -860,6 +951,9 @@ class WattwaechterEmulator(DeviceEmulator):
 
     def _led(self, req, body) -> Response:
         status = "OK" if self.has_reading else "METER_ATTENTION"
+        if self.alternative:  # the document shows no shape: another one
+            return Response.json({"status": status.lower(), "enabled": self.settings["ledEnable"],
+                                  "brightness": 40 if self.settings["ledEnable"] else 0})
         color, mode, rgb = ("green", "dimmed", (0, 60, 0)) if status == "OK" else ("yellow", "pulse", (255, 160, 0))
         enabled = self.settings["ledEnable"]
         if not enabled:
@@ -879,15 +973,28 @@ class WattwaechterEmulator(DeviceEmulator):
         return Response.json({"networks": WIFI_NETWORKS, "count": len(WIFI_NETWORKS), "scanning": False})
 
     def _timezones(self, req, body) -> Response:
+        if self.alternative:  # the document shows no shape: the bare names
+            return Response.json([zone["name"] for zone in TIMEZONES])
         return Response.json(TIMEZONES)
 
     def _reboot(self, req, body) -> Response:
         self.counters["reboots"] += 1
+        self.restart(RESTART_DELAY, lambda: self._boot("reboot requested via API"))
+        return Response.json({"rebooting": True})
+
+    def _boot(self, why: str) -> None:
+        """What a start does to the state: RAM is gone (pending tokens, the rate-limit window, the
+        heap minimum, a scan in progress), the uptime starts at 0, the start is counted; the
+        settings, active tokens, CA certificate and cloud pairing are in flash and stay."""
         self.settings["rebootsTotal"] += 1
         self.settings["rebootsAll"] += 1
         self.boot = time.monotonic()
-        self._log_event("BOOT", f"firmware {FIRMWARE} started (reboot requested via API)")
-        return Response.json({"rebooting": True})
+        self.boot_epoch = time.time()
+        self.pending = None
+        self.limiter = RateLimiter(self.limiter.limit)
+        self.heap_min_free = HEAP_IDLE_FREE
+        self.scan_until = 0.0
+        self._log_event("BOOT", f"firmware {FIRMWARE} started ({why})")
 
     # -- history ---------------------------------------------------------------------------------
 
@@ -908,7 +1015,7 @@ class WattwaechterEmulator(DeviceEmulator):
         return self.first_day is not None and self.first_day <= day <= _utc_today()
 
     def _high_res(self, req, body) -> Response:
-        day = parse_date(req.query.get("date", [None])[0], "date")
+        day = parse_date(req.query.get("date", [None])[0], "date", rollover=self.alternative)
         if not self._recorded(day):
             return self._no_data()
         items = highres_items(day)
@@ -923,12 +1030,15 @@ class WattwaechterEmulator(DeviceEmulator):
         })
 
     def _low_res(self, req, body) -> Response:
-        start = parse_date(req.query.get("start", [None])[0], "start")
+        start = parse_date(req.query.get("start", [None])[0], "start", rollover=self.alternative)
         raw = req.query.get("days", [None])[0]
         unchecked = self.fault("history_days_unchecked")
-        if raw is None or not re.fullmatch(r"-?[0-9]+" if unchecked else r"[0-9]+", raw):
+        signed = unchecked or self.alternative
+        if raw is None or not re.fullmatch(r"-?[0-9]+" if signed else r"[0-9]+", raw):
             raise Invalid("days must be an integer 1..31")
         days = int(raw)
+        if self.alternative and not unchecked:
+            days = min(max(days, 1), 31)  # clamped into the documented range
         if not 1 <= days <= 31 and not unchecked:
             raise Invalid("days must be 1..31")
         if self.first_day is None:
@@ -951,6 +1061,8 @@ class WattwaechterEmulator(DeviceEmulator):
     def _get_settings(self, req, body) -> Response:
         if self.fault("settings_return_passwords"):
             return Response.json(self.settings)
+        if self.alternative:  # the key is there, never the password itself
+            return Response.json(masked_write_only(SETTINGS_FIELDS, self.settings))
         return Response.json(without_write_only(SETTINGS_FIELDS, self.settings))
 
     def _post_settings(self, req, body) -> Response:
@@ -976,14 +1088,21 @@ class WattwaechterEmulator(DeviceEmulator):
         if not isinstance(body, dict) or not isinstance(body.get("new_write_token"), str):
             raise Invalid('expected {"new_write_token": "<pending WRITE token>"}')
         pending = self._pending()
+        problem = None
         if pending is None:
-            raise Invalid("No pending tokens (none generated, or more than 60 s ago)")
-        if not hmac.compare_digest(body["new_write_token"].encode(), pending.write.encode()):
-            raise Invalid("new_write_token does not match the pending WRITE token")
+            problem = "No pending tokens (none generated, or more than 60 s ago)"
+        elif not hmac.compare_digest(body["new_write_token"].encode(), pending.write.encode()):
+            problem = "new_write_token does not match the pending WRITE token"
+        if problem is not None:
+            if self.alternative:  # refused in the answer's body, not by its status
+                return Response.json({"success": False, "message": problem})
+            raise Invalid(problem)
         self.tokens = (pending.read, pending.write)
         self.pending = None
         self.counters["tokenRenewals"] += 1
         self._log_event("AUTH", "API tokens renewed")
+        if self.alternative:
+            return Response.json({"message": "Tokens activated"})
         return Response.json({"success": True, "message": "Tokens activated successfully."})
 
     # -- MQTT CA, cloud, OTA -----------------------------------------------------------------------
@@ -995,7 +1114,7 @@ class WattwaechterEmulator(DeviceEmulator):
 
     def _ca_upload(self, req, body) -> Response:
         pem = body.get("certificate") if isinstance(body, dict) else None
-        if not isinstance(pem, str) or not _valid_pem(pem):
+        if not isinstance(pem, str) or not (pem.strip() if self.alternative else _valid_pem(pem)):
             raise Invalid('expected {"certificate": "-----BEGIN CERTIFICATE-----..."}')
         self.custom_ca = pem.strip() + "\n"
         self.counters["caUploads"] += 1
@@ -1011,7 +1130,7 @@ class WattwaechterEmulator(DeviceEmulator):
 
     def _cloud_pair(self, req, body) -> Response:
         token = body.get("pairing_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not PAIRING_TOKEN.fullmatch(token):
+        if not isinstance(token, str) or not (token.strip() if self.alternative else PAIRING_TOKEN.fullmatch(token)):
             raise Invalid('expected {"pairing_token": "WW-XXXXXXXX"}')
         self.pairing_token = token
         self.counters["cloudPairings"] += 1
@@ -1033,7 +1152,10 @@ class WattwaechterEmulator(DeviceEmulator):
         self.counters["otaStarts"] += 1
         if self.update is None:
             return Response.json({"ok": True, "update_available": False})
-        return Response.json({"ok": True, "update_available": True, "version": self.update, "rebooting": True})
+        version = self.update
+        self._log_event("OTA", f"update to {version} started")
+        self.restart(RESTART_DELAY, lambda: self._boot(f"OTA update to {version} installed"))
+        return Response.json({"ok": True, "update_available": True, "version": version, "rebooting": True})
 
     # -- logs, Modbus ------------------------------------------------------------------------------
 

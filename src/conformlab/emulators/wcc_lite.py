@@ -42,7 +42,8 @@ disabled_endpoints_problem() checks a target's `disabled_endpoints` value.
 Emulator-only controls (under /__emulator__/, JSON in and out, never authenticated):
 - GET  /__emulator__/             -> {"device": "wcc-lite", "faults": [...]}
 - GET  /__emulator__/counters     -> {"requests", "unauthorized", "upgradesStarted", "upgradesRefused",
-                                      "syncUploads", "syncRefused"} (requests = every /api request)
+                                      "syncUploads", "syncRefused", "restarts"} (requests = every /api
+                                      request; restarts = boots completed after an upgrade)
 - POST /__emulator__/reset        -> back to the state at start (auth, disabled set, counters, syslog,
                                       devices key); the tag values keep following the clock
 - GET  /__emulator__/disabled     -> {"disabled": ["/api/...", ...]}
@@ -55,12 +56,26 @@ Emulator-only controls (under /__emulator__/, JSON in and out, never authenticat
                                       /api/device/info and /api/devices ("devices": the older
                                       revision of the page, see below); answers {"key": ...}
 
+Restart: a started firmware upgrade restarts the gateway through the core's restart(): one second
+after the answer (the page gives no delay) every connection is dropped and the gateway is off the
+network for `boot_seconds`; it boots with what survives a restart (the uci configuration: API key,
+authorization switch, enabled endpoints) and loses the rest (uptime starts again, the RAM syslog of
+logread is empty but for the boot lines; counters["restarts"] += 1). The emulated image changes
+nothing else: the same firmware runs after the boot. /api/sync restarts only the protocol hub service:
+the HTTP API stays up, so it is no device restart.
+
+The alternative reading (`reading = "alternative"`, self.alternative) makes every silent choice below
+the other way a conforming gateway may (marked "Alternative:"); the default reading is what the
+suites hold the emulator to.
+
 Readings of ambiguous passages
 ------------------------------
 - Methods: "The API accepts data and files as POST requests": the endpoints with fields or files
   (/api/sync, /api/device/info, /api/device/tags, /api/device/tag/value, /api/sysupgrade) take
   POST; the endpoints without data take GET (HEAD too). Another method on a documented path ->
   405 with `Allow` and {"error": "Method not allowed"}.
+- The 401 answer: the page gives the body; its Content-Type is application/json here.
+  Alternative: the same body as text/plain (the page names no media type).
 - Fields and files come only from a multipart/form-data body (RFC 7578: quoted or bare boundary,
   preamble and epilogue ignored, parts without a name ignored, the first of repeated names wins).
   Any other body (JSON, urlencoded, none) carries no fields. A multipart body that cannot be parsed
@@ -70,10 +85,13 @@ Readings of ambiguous passages
 - Missing or empty device_alias / signal_alias -> 400 {"error": "Missing field <name>"}; an alias
   that is not configured (aliases are case-sensitive) -> 400 {"error": "Unknown <name>: <value>"}.
   The document says neither; aliases come from /api/devices and /api/device/tags.
+  Alternative: 200 with an empty result ({"devices": []}, {"total_signals": "0", "signals": []},
+  {"total_signals": "0", "signal_values": []}): nothing of a configured device, no refusal status.
 - A disabled endpoint answers like a path that does not exist: 404 {"error": "Not found"}, no data.
   The document does not say what a disabled endpoint answers (NOTES.md). The auth check comes first
   ("checks if the "apiKey" header exists in the request ... If the value is correct it continues
   with the API request"), so without a key a disabled endpoint answers 401, an unknown path too.
+  Alternative: 200 {"error": "API endpoint is disabled"} (no data, but a 2xx status).
 - All endpoints are disabled on a new device ("All endpoints are disabled by default"); the emulated
   gateway has been set up for API use: every endpoint is enabled unless named in `disabled`.
 - Errors other than the documented 401 and sysupgrade messages use {"error": "..."} with
@@ -92,6 +110,8 @@ Readings of ambiguous passages
 - `Devices` vs `devices`: the current page writes `Devices`, an older revision `devices` (NOTES.md).
   The emulator follows the current page; the control devices_key shows the older spelling. That is
   not a fault: the pages disagree, and a harness reports the disagreement.
+  Alternative: the older spelling `devices`; /api/devices and /api/tags answer bare JSON lists of
+  their entries (the page shows neither answer).
 - /api/syslog "Prints out the syslog": text/plain, the lines of `logread` (oldest first).
 - /api/sysupgrade: the image is the part named "file". No file part, an empty file or an unreadable
   body -> 400 {"message": "Failed to begin upgrade"}. A valid image is a legacy uImage: magic
@@ -99,18 +119,21 @@ Readings of ambiguous passages
   file name does not matter). Anything else -> 400 {"message": "Failed to validate image"}. A valid
   image -> 200 {"message": "Upgrade started"}; the emulated upgrade is harmless: counted, logged, the
   gateway keeps running the same firmware. The document gives the messages, not the statuses.
+  Alternative: both failures answer 200 with their message, and a missing image is "Failed to
+  validate image" (an empty image fails validation); the page does not say which failure that is.
 - /api/sync "Returns excel-utility output": text/plain, the tool's lines. The configuration is an
   Excel workbook (.xlsx: a zip holding [Content_Types].xml and xl/workbook.xml; build_workbook()
   makes one). No file part or an empty file -> 400 {"error": "Missing file"}; a file that is not a
   workbook -> 400 {"error": "excel-utility: <name> is not an Excel workbook (.xlsx)"}. The upload is
   counted and logged; the emulator does not interpret the rows: its devices and tags stay as they are.
+  Alternative: excel-utility's output as JSON {"output": "<lines>"}; a missing file or a file that is not
+  a workbook answers 200 with the tool's error lines (the page says only "Returns excel-utility output").
 - Timestamps: epoch milliseconds as strings (NOTES.md) wherever a key is named `timestamp`
   (tag values, /api/systemInfo); /api/systemInfo's `uptime` is in seconds.
 """
 
 from __future__ import annotations
 
-import hmac
 import html
 import io
 import math
@@ -126,6 +149,7 @@ from email.message import Message
 from email.utils import collapse_rfc2231_value
 from typing import Any, Callable
 
+from . import credentials as compare
 from .server import ControlError, DeviceEmulator, Request, Response
 
 PREFIX = "/api"
@@ -135,7 +159,11 @@ API_KEY_MIN = 12  # "it must be equal to or longer than 12 characters"
 UNAUTHORIZED = b'{"error":"Unauthorized access."}'
 LOCAL_OFFSET = 2 * 3600  # the gateway's zone (EET, UTC+2; daylight saving time is not emulated)
 UIMAGE_MAGIC = 0x27051956
+UPGRADE_RESTART_DELAY = 1.0  # seconds from the answer to the restart (the page gives none)
+BOOT_TO_API = 35.0  # seconds from the kernel's start to the API answering (the syslog's boot lines)
 
+VALIDATES_KEY = ("then validates its value against the one in the configuration. If the value is correct it continues "
+                 "with the API request, if the apiKey is incorrect or doesn't exist it returns an error response 401")
 FAULTS: dict[str, str] = {
     "missing_key_accepted":
         'When API authentication is enabled WCC Lite+ checks if the "apiKey" header exists in the request',
@@ -177,6 +205,36 @@ FAULTS: dict[str, str] = {
         'If failed to begin: "message": "Failed to begin upgrade"',
     "upload_reads_raw_body":
         "The API accepts data and files as POST requests encoded as ”multipart/formdata”.",
+    # Near-miss keys (conformlab.near_miss): the comparison lets an almost-right one through.
+    # an empty apiKey passes (the value is compared only when there is one)
+    "empty_key_accepted": VALIDATES_KEY,
+    # the key is compared over the given length: a key cut short passes
+    "key_prefix_accepted": VALIDATES_KEY,
+    # the key is compared over one character less than stored: without its last character it passes
+    "key_last_char_ignored": VALIDATES_KEY,
+    # the key is compared over the stored length only: with anything appended it passes
+    "key_extra_ignored": VALIDATES_KEY,
+    # the key is compared without regard to case
+    "key_case_insensitive": VALIDATES_KEY,
+    # without an apiKey header the key is read from Authorization
+    "key_read_from_authorization":
+        'If API authorization is enabled, you must add a header "apiKey" with the correct key.',
+    # a scheme word in front of the key ("Bearer <key>") is dropped before the comparison
+    "key_scheme_stripped": VALIDATES_KEY,
+}
+# fault -> the flaw it gives the key comparison
+KEY_FLAWS = {"empty_key_accepted": compare.EMPTY, "key_prefix_accepted": compare.PREFIX,
+             "key_last_char_ignored": compare.SHORT, "key_extra_ignored": compare.STORED_LENGTH,
+             "key_case_insensitive": compare.CASE}
+# fault -> the near-miss credential (conformlab.near_miss) it lets through
+NEAR_MISS_FAULTS: dict[str, str] = {
+    "empty_key_accepted": "key-empty",
+    "key_prefix_accepted": "key-prefix",
+    "key_last_char_ignored": "key-truncated",
+    "key_extra_ignored": "key-extended",
+    "key_case_insensitive": "key-case-swapped",
+    "key_read_from_authorization": "key-in-authorization-header",
+    "key_scheme_stripped": "key-with-bearer-scheme",
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -530,6 +588,7 @@ class WccLiteEmulator(DeviceEmulator):
         self.initial_disabled = frozenset(disabled)
         self.generated_key = new_api_key()  # the first-boot key, used when started without one
         self.boot_epoch = time.time() - (3 * 86400 + 7 * 3600 + 12 * 60 + 9)
+        self.upgrade_restart_delay = UPGRADE_RESTART_DELAY
         self.reset()
 
     def reset(self) -> None:
@@ -537,10 +596,23 @@ class WccLiteEmulator(DeviceEmulator):
         self.auth_enabled = "api_key" in self.auth
         self.api_key: str = self.auth.get("api_key", self.generated_key)
         self.disabled: set[str] = set(self.initial_disabled)
-        self.devices_key = "Devices"
+        self.devices_key_set: str | None = None  # set by the control; else the reading's spelling
         self.counters = {"requests": 0, "unauthorized": 0, "upgradesStarted": 0, "upgradesRefused": 0,
-                         "syncUploads": 0, "syncRefused": 0}
+                         "syncUploads": 0, "syncRefused": 0, "restarts": 0}
         self.events: list[tuple[float, str]] = []
+
+    @property
+    def devices_key(self) -> str:
+        """The key of the device list: the current page's `Devices`, the older page's `devices`
+        (alternative reading, or the devices_key control)."""
+        return self.devices_key_set or ("devices" if self.alternative else "Devices")
+
+    def _boot(self) -> None:
+        """What a start does after the upgrade's restart: the uci configuration (API key, the
+        authorization switch, the enabled endpoints) stays; uptime and the RAM syslog start again."""
+        self.boot_epoch = time.time() - BOOT_TO_API  # the kernel started before the API answers again
+        self.events = []
+        self.counters["restarts"] += 1
 
     # -- request pipeline ----------------------------------------------------------------------
 
@@ -555,6 +627,8 @@ class WccLiteEmulator(DeviceEmulator):
         if endpoint is None:
             return self.error(404)
         if req.path in self.disabled and not self.fault("disabled_still_serves"):
+            if self.alternative:
+                return Response.json({"error": "API endpoint is disabled"})
             return self.error(404)
         allowed = ("GET", "HEAD") if endpoint.method == "GET" else ("POST",)
         if req.method not in allowed:
@@ -575,18 +649,23 @@ class WccLiteEmulator(DeviceEmulator):
         if not self.auth_enabled and not self.fault("auth_always_on"):
             return True
         given = req.headers.get("apiKey")
+        if given is None and self.fault("key_read_from_authorization"):
+            given = req.headers.get("Authorization")
         if given is None:
             return self.fault("missing_key_accepted")
         if self.fault("wrong_key_accepted") and given.strip():
             return True  # the header's existence is checked, its value is not
-        return hmac.compare_digest(given.strip().encode(), self.api_key.encode())
+        given = given.strip()
+        if self.fault("key_scheme_stripped") and " " in given:
+            given = given.split(" ", 1)[1].strip()
+        return compare.matches(given, self.api_key, compare.flaws_of(self, KEY_FLAWS))
 
     def _unauthorized(self) -> Response:
         if self.fault("unauthorized_403"):
             return Response.json({"error": "Forbidden"}, 403)
         if self.fault("unauthorized_other_body"):
             return Response.json({"error": "Unauthorized"}, 401)
-        return Response(401, {"Content-Type": "application/json"}, UNAUTHORIZED)
+        return Response(401, {"Content-Type": "text/plain" if self.alternative else "application/json"}, UNAUTHORIZED)
 
     # -- multipart bodies ----------------------------------------------------------------------
 
@@ -652,10 +731,15 @@ class WccLiteEmulator(DeviceEmulator):
 
     def _known_device(self, req: Request) -> Device | None:
         """The device named by the device_alias field; None for an unknown alias under fault
-        unknown_alias_empty_200. Refused otherwise."""
-        alias = self._fields(req, "device_alias")["device_alias"]
+        unknown_alias_empty_200 or (also for a missing one) in the alternative reading. Refused otherwise."""
+        try:
+            alias = self._fields(req, "device_alias")["device_alias"]
+        except Refused:
+            if self.alternative:
+                return None
+            raise
         device = self._device(alias)
-        if device is None and not self.fault("unknown_alias_empty_200"):
+        if device is None and not (self.fault("unknown_alias_empty_200") or self.alternative):
             raise Refused(f"Unknown device_alias: {alias}")
         return device
 
@@ -673,10 +757,13 @@ class WccLiteEmulator(DeviceEmulator):
         return Response.json({"total_actions": str(len(actions)), "actions": actions})
 
     def _devices(self, req) -> Response:
-        return Response.json({self.devices_key: [self._device_entry(d) for d in self._listed_devices()]})
+        entries = [self._device_entry(d) for d in self._listed_devices()]
+        return Response.json(entries if self.alternative else {self.devices_key: entries})
 
     def _tags(self, req) -> Response:
         signals = [{"device_alias": d.alias, **self._tag_entry(d, t)} for d in DEVICES if d.enabled for t in d.tags]
+        if self.alternative:
+            return Response.json(signals)
         return Response.json({"total_signals": self._total(len(signals)), "signals": signals})
 
     def _syslog(self, req) -> Response:
@@ -693,8 +780,9 @@ class WccLiteEmulator(DeviceEmulator):
                  (boot + 3600 * 5.5, "daemon.warn iec104-master: RTU1: T1 timeout, reconnecting"),
                  (boot + 3600 * 5.5 + 8, "daemon.info iec104-master: RTU1: STARTDT con from 10.20.0.14:2404"),
                  *self.events]
+        now = time.time()  # after a restart the later lines have not happened yet
         text = "".join(f"{time.strftime('%a %b %d %H:%M:%S %Y', time.gmtime(when))} {line}\n"
-                       for when, line in sorted(lines, key=lambda item: item[0]))
+                       for when, line in sorted(lines, key=lambda item: item[0]) if when <= now)
         return Response.text(text)
 
     def _system_info(self, req) -> Response:
@@ -735,14 +823,19 @@ class WccLiteEmulator(DeviceEmulator):
         return Response.json({"total_signals": self._total(len(signals)), "signals": signals})
 
     def _tag_value(self, req) -> Response:
-        fields = self._fields(req, "device_alias", "signal_alias") if not self.fault("signal_alias_ignored") \
-            else self._fields(req, "device_alias")
+        try:
+            fields = self._fields(req, "device_alias", "signal_alias") if not self.fault("signal_alias_ignored") \
+                else self._fields(req, "device_alias")
+        except Refused:
+            if not self.alternative:
+                raise
+            return Response.json({"total_signals": self._total(0), "signal_values": []})
         device = self._known_device(req)
         tags: list[Tag] = list(device.tags) if device else []
         if not self.fault("signal_alias_ignored"):  # the one tag asked for
             tags = [t for t in tags if t.alias == fields["signal_alias"]
                     and not (t.source is not None and self.fault("ghost_tag"))]
-            if not tags and device is not None and not self.fault("unknown_alias_empty_200"):
+            if not tags and device is not None and not (self.fault("unknown_alias_empty_200") or self.alternative):
                 raise Refused(f"Unknown signal_alias: {fields['signal_alias']}")
         now = time.time()
         values = [self._value_entry(device, t, now) for t in tags]
@@ -763,38 +856,49 @@ class WccLiteEmulator(DeviceEmulator):
 
     def _sysupgrade(self, req) -> Response:
         upload = self._upload(req)
+        refused = 200 if self.alternative else 400  # the page gives the messages, not the statuses
         if upload is None:
             self.counters["upgradesRefused"] += 1
             self._log("user.err sysupgrade: no image received")
-            message = "Failed to validate image" if self.fault("no_file_wrong_message") else "Failed to begin upgrade"
-            return Response.json({"message": message}, 400)
+            wrong = self.fault("no_file_wrong_message") or self.alternative
+            message = "Failed to validate image" if wrong else "Failed to begin upgrade"
+            return Response.json({"message": message}, refused)
         name, image = upload
         if not image_is_valid(image) and not self.fault("bad_image_started"):
             self.counters["upgradesRefused"] += 1
             self._log(f"user.err sysupgrade: {_printable(name)}: image check failed")
-            return Response.json({"message": "Failed to validate image"}, 400)
+            return Response.json({"message": "Failed to validate image"}, refused)
         self.counters["upgradesStarted"] += 1
         self._log(f"user.notice sysupgrade: {_printable(name)}: upgrade started ({len(image)} bytes)")
+        self.restart(self.upgrade_restart_delay, self._boot)  # flashed: the gateway reboots after the answer
         return Response.json({"message": "Upgrade started"})
 
     def _sync(self, req) -> Response:
         upload = self._upload(req)
         if upload is None:
             self.counters["syncRefused"] += 1
+            if self.alternative:
+                return self._excel_output("excel-utility: error: no configuration file given\n")
             raise Refused("Missing file")
         name, data = upload
         sheets = workbook_sheets(data)
         if sheets is None:
             self.counters["syncRefused"] += 1
             self._log(f"user.err excel-utility: {_printable(name)}: not an Excel workbook")
+            if self.alternative:
+                return self._excel_output(f"excel-utility: error: {_printable(name)} is not an Excel workbook (.xlsx)\n")
             raise Refused(f"excel-utility: {_printable(name)} is not an Excel workbook (.xlsx)")
         self.counters["syncUploads"] += 1
         self._log(f"user.notice excel-utility: {_printable(name)}: configuration generated")
-        return Response.text(
+        return self._excel_output(
             f"excel-utility: reading {_printable(name)} ({len(data)} bytes)\n"
             f"excel-utility: sheets: {', '.join(_printable(s) for s in sheets) or '(none)'}\n"
             "excel-utility: configuration generated: /etc/protocol_hub/configuration.json\n"
-            "excel-utility: protocol hub restarted\n")
+            "excel-utility: protocol hub restarted\n")  # the service, not the gateway: the API stays up
+
+    def _excel_output(self, text: str) -> Response:
+        """excel-utility's lines: text/plain; JSON {"output": ...} in the alternative reading."""
+        return Response.json({"output": text}) if self.alternative else Response.text(text)
 
     # -- emulator-only controls (/__emulator__/...) ----------------------------------------------
 
@@ -838,7 +942,7 @@ class WccLiteEmulator(DeviceEmulator):
     def _ctl_devices_key(self, payload: Any) -> dict[str, Any]:
         if payload not in ({"key": "Devices"}, {"key": "devices"}):
             raise ControlError('expected {"key": "Devices"} or {"key": "devices"}')
-        self.devices_key = payload["key"]
+        self.devices_key_set = payload["key"]
         return {"key": self.devices_key}
 
 
