@@ -10,8 +10,6 @@ import contextlib
 import copy
 import time
 
-import pytest
-
 from conformlab.checks import DeviceChecks, answer, current_body, send
 from conformlab.dut import DeviceUnderTest
 from conformlab.schema import Operation, device_schema

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformlab.auth import HeaderKeyAuth
-from conformlab.checks import answer, ids
 from conformlab import near_miss
-from conformlab.checks import DeviceChecks
+from conformlab.auth import HeaderKeyAuth
+from conformlab.checks import DeviceChecks, answer, ids
 from conformlab.profiles import WCC_LITE
 from conformlab.verdicts import not_applicable, requirement
 from suites.wcc_lite.wcc import OPS, call, require_enabled, served, valid_fields
