@@ -30,18 +30,23 @@ def test_missing_or_wrong_key_refused_401(device, op, kind):
     fields = valid_fields(device, op)
     auth = None if kind == "missing" else HeaderKeyAuth("apiKey", "conformlab-wrong-key")
     response = call(device, op, fields, auth=auth)
-    assert response.status_code == 401, f"a {kind} apiKey must get 401: {answer(response)}"
+    assert_unauthorized(device, response, f"a {kind} apiKey")
+
+
+def assert_unauthorized(device, response, why: str) -> None:
+    """The documented refusal: "it returns an error response 401 with the message. "error":
+    "Unauthorized access."" The page gives neither the media type nor that nothing else comes with
+    the message: those two are this project's reading."""
+    assert response.status_code == 401, f"{why}: expected 401, got {answer(response)}"
     try:
         body = response.json()
     except ValueError:
         body = None
-    # The page gives the message ("error": "Unauthorized access."); not the media type, not that
-    # nothing else comes with it: those two are this project's reading.
     assert isinstance(body, dict) and body.get("error") == UNAUTHORIZED["error"], (
-        f"the 401 must carry the message {UNAUTHORIZED}: {answer(response)}")
+        f"{why}: the 401 must carry the message {UNAUTHORIZED}: {answer(response)}")
     device.reading(response.headers.get("Content-Type", "").startswith("application/json"),
-                   f"the 401 body comes as {response.headers.get('Content-Type', '(no Content-Type)')!r}; the reading expects application/json")
-    device.reading(body == UNAUTHORIZED, f"the 401 body is {body}; the reading expects exactly {UNAUTHORIZED}")
+                   f"{why}: the 401 body comes as {response.headers.get('Content-Type', '(no Content-Type)')!r}; the reading expects application/json")
+    device.reading(body == UNAUTHORIZED, f"{why}: the 401 body is {body}; the reading expects exactly {UNAUTHORIZED}")
 
 
 @pytest.mark.req("WCC-AUTH-401", "WCC-AUTH-KEY")
@@ -59,18 +64,8 @@ def test_near_miss_keys_refused_like_wrong_ones(device, name, notice):
         fields = valid_fields(device, info)
         probes.append(near_miss.Probe(str(info), lambda auth: call(device, info, fields, auth=auth)))
 
-    def refusal(response, why: str) -> None:
-        assert response.status_code == 401, f"{why}: expected 401, got {answer(response)}"
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        assert isinstance(body, dict) and body.get("error") == UNAUTHORIZED["error"], (
-            f"{why}: the 401 must carry the message {UNAUTHORIZED}: {answer(response)}")
-        device.reading(body == UNAUTHORIZED, f"{why}: the 401 body is {body}; the reading expects exactly {UNAUTHORIZED}")
-
     near_miss.assert_refused_like_wrong(device, name, probes=probes, wrong=HeaderKeyAuth("apiKey", "conformlab-wrong-key"),
-                                        refusal=refusal, checks=DeviceChecks(), notice=notice)
+                                        refusal=lambda response, why: assert_unauthorized(device, response, why), checks=DeviceChecks(), notice=notice)
 
 
 @pytest.mark.req("WCC-AUTH-KEY", "WCC-AUTH-OFF")
