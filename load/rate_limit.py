@@ -14,8 +14,9 @@ WW_READ_TOKEN is sent when set). WW_SOURCE_ADDRESSES lists client addresses the 
 robin (two are needed for the shared-budget check; on loopback 127.0.0.2 and 127.0.0.3 work on Linux).
 Afterwards it waits the advertised Retry-After, sends one request from every address, prints the verdict
 of each aspect (conformlab.load.verdicts: first_window, every_window, rejections, shared_budget,
-recovery) and exits 1 when one failed. Run it in one process (no --processes / workers): the verdict
-needs every request's record.
+recovery) and exits 1 when one failed. In locust's master/worker mode (`--master` here, `--worker
+--master-host HOST` on each load host) the workers hand their request records to the master at
+their stop, and the master judges.
 """
 
 from locust import constant_pacing, events, task

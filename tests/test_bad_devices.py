@@ -68,7 +68,7 @@ def run_against(tmp_path, port: int, device: str = "esp32-evse", auth: str = "")
 
 @pytest.mark.parametrize("behaviour, message", [
     ("off", "cannot connect (is the device on and reachable?)"),
-    ("hang", "no answer within 1 s"),
+    ("hang", "no complete answer within 1 s"),
     ("garbage", "not HTTP"),
 ], ids=["unreachable", "hung", "garbage"])
 def test_bad_device_fails_the_run_with_a_clear_error(tmp_path, behaviour, message):

@@ -1,7 +1,8 @@
-"""Tests of the `conformlab` console command (emulate, faults), run as a real subprocess."""
+"""Tests of the `conformlab` console command (emulate, faults, restore), run as a real subprocess."""
 
 from __future__ import annotations
 
+import os
 import re
 import selectors
 import signal
@@ -16,8 +17,10 @@ from conformlab.cli import main
 from conformlab.emulators.esp32_evse import FAULTS
 
 
-def run(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "conformlab", *args], capture_output=True, text=True, timeout=timeout)
+def run(*args: str, timeout: float = 20, home=None) -> subprocess.CompletedProcess:
+    env = None if home is None else dict(os.environ, HOME=str(home))
+    return subprocess.run([sys.executable, "-m", "conformlab", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
 def start(*args: str) -> tuple[subprocess.Popen, str]:
@@ -117,3 +120,59 @@ def test_main_in_process(capsys):
     assert capsys.readouterr().out.startswith("partial_write_resets_others: ")
     assert main(["emulate", "esp32-evse", "--fault", "bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+# -- restore (the journal and a killed run: tests/hostile/test_hostile_journal.py) ---------------------
+
+LAB = """[targets.lab]
+device = "esp32-evse"
+base_url = "http://127.0.0.1:9"
+[targets.lab.auth]
+username = "admin"
+password = "lab-pw-3c9e1f"
+[targets.emu]
+device = "esp32-evse"
+emulator = true
+"""
+
+
+@pytest.fixture
+def lab(tmp_path):
+    path = tmp_path / "lab.toml"
+    path.write_text(LAB)
+    return path
+
+
+def test_restore_with_nothing_to_restore_says_so(tmp_path, lab):
+    """No journal: nothing is sent (the lab device's address is a closed port), exit 0."""
+    result = run("restore", "lab", "--targets-file", str(lab), home=tmp_path)
+    assert (result.returncode, result.stderr) == (0, ""), result
+    assert result.stdout == f"lab: nothing to restore (no journal at {tmp_path}/.conformlab/journal/lab.json)\n"
+    emulated = run("restore", "emu", "--targets-file", str(lab), home=tmp_path)
+    assert emulated.returncode == 0 and "emulator target starts fresh each run" in emulated.stdout
+
+
+def test_restore_refuses_a_journal_of_another_device(tmp_path, lab, monkeypatch):
+    """A journal recorded at another address is never written to this one: one line, exit 1, kept."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    from conformlab.journal import Journal
+
+    journal = Journal("lab", "esp32-evse", "http://127.0.0.1:10")
+    journal.record({"/config": {"evse": {"maxChargingCurrent": 16}}})
+    result = run("restore", "lab", "--targets-file", str(lab), home=tmp_path)
+    assert result.returncode == 1 and result.stdout == "", result
+    assert len(result.stderr.splitlines()) == 1 and "was recorded for the esp32-evse at http://127.0.0.1:10" in result.stderr
+    assert journal.path.exists() and "lab-pw-3c9e1f" not in result.stderr
+
+
+@pytest.mark.parametrize("args, word", [
+    (["restore", "nope"], 'no target "nope"'),
+    (["restore", "lab", "--targets-file", "/nonexistent/lab.toml"], "no such targets file"),
+])
+def test_restore_usage_errors_exit_2_with_one_line(tmp_path, lab, args, word):
+    if "--targets-file" not in args:
+        args = [*args, "--targets-file", str(lab)]
+    result = run(*args, home=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and word in lines[0] and lines[0].startswith("conformlab: error: "), result.stderr

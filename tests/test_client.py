@@ -101,3 +101,31 @@ def test_answer_fields_that_look_secret_are_masked():
     secrets.register_fields({"pending": {"token_read": "answer-token-r1", "token_write": "answer-token-w1"},
                              "wifi": [{"password": "answer-wifi-pw"}], "password_enable": True, "count": 3})
     assert secrets.mask("answer-token-r1 answer-token-w1 answer-wifi-pw True 3") == "*** *** *** True 3"
+
+
+def _generated_request():
+    """A request as schemathesis makes it (the fuzz checks), for GET /api/x."""
+    import schemathesis
+
+    api = schemathesis.openapi.from_dict({"openapi": "3.0.3", "info": {"title": "busy", "version": "1"},
+                                          "paths": {"/x": {"get": {"responses": {"200": {"description": "ok"}}}}}},
+                                         config=schemathesis.Config())
+    return api["/x"]["GET"].Case()
+
+
+def test_generated_requests_honour_retry_after_too(busy_server):
+    """Schemathesis sends straight through the session: Retry-After is honoured there, not only in request()."""
+    url, seen = busy_server
+    client = DeviceClient(url, "/api")
+    response = _generated_request().call(base_url=client.base_url, session=client.session)
+    assert response.status_code == 200 and len(seen) == 2
+    assert seen[1] - seen[0] >= 0.95, "the retry waited for Retry-After"
+    assert [ex.note for ex in client.transcript if ex.note] == ["429: waited 1 s (Retry-After) and retried"]
+
+
+def test_generated_requests_get_the_429_as_it_is_without_retry(busy_server):
+    url, seen = busy_server
+    client = DeviceClient(url, "/api")
+    with client.without_retry():
+        response = _generated_request().call(base_url=client.base_url, session=client.session)
+    assert response.status_code == 429 and len(seen) == 1

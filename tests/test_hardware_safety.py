@@ -13,10 +13,14 @@ test reads the device's state before and after (through the API, and the emulato
 - Overvis MC252 with its login: none of the schema's destructive commands (restart, updates, settings
   reset and import, SMS, activation, cloud reconnect, card eject and writes, clock), the active and
   saved settings unchanged, and no session token or login hash in the output or the report.
+
+Each run has a HOME of its own: the write journal (conformlab.journal) of a device with state to
+put back was written there, and removed at the clean end.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -99,12 +103,15 @@ def _start(bench: Bench, work: Path) -> dict:
     before = bench.read_state(url)
     log.flush()
     offset = log_path.stat().st_size  # the run's own requests are logged after this point
+    home = work / f"{bench.device}-home"
+    home.mkdir()
     run = subprocess.Popen([sys.executable, "-m", "pytest", "suites", f"--targets-file={targets}", "--target=bench",
                             "-p", "no:cacheprovider", "-q", f"--html={work / (bench.device + '.html')}",
                             f"--junitxml={work / (bench.device + '.xml')}"],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=dict(os.environ, HOME=str(home)))
     return {"emulator": emulator, "run": run, "url": url, "log": log, "log_path": log_path, "before": before,
-            "offset": offset}
+            "offset": offset, "home": home}
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +127,10 @@ def benches(tmp_path_factory):
         s["emulator"].terminate()
         s["emulator"].wait(timeout=10)
         s["log"].close()
+        journals = s["home"] / ".conformlab" / "journal"
         results[device] = {"returncode": s["run"].returncode, "stdout": output, "before": s["before"], "after": after,
-                           "counters": counters, "log": run_log, "html": (work / f"{device}.html").read_text(errors="replace")}
+                           "counters": counters, "log": run_log, "html": (work / f"{device}.html").read_text(errors="replace"),
+                           "journal": sorted(p.name for p in journals.iterdir()) if journals.is_dir() else None}
     return results
 
 
@@ -178,3 +187,13 @@ def test_secrets_not_in_outputs(benches, device):
             assert value not in benches[device]["stdout"]
     for text in (benches[device]["stdout"], benches[device]["html"]):
         assert not session_secrets_in(text), "a session token or login hash reached the output or the report"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_journal_written_and_removed_at_the_clean_end(benches, device):
+    """A device with state to put back had a journal (its folder was made for it); the run ended
+    with the device as found, so the journal is gone. The WCC Lite's API writes nothing readable."""
+    if device == "wcc-lite":
+        assert benches[device]["journal"] is None, "nothing to journal on a WCC Lite"
+    else:
+        assert benches[device]["journal"] == [], benches[device]["journal"]

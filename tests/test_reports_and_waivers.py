@@ -220,7 +220,7 @@ CASE_TARGETS = textwrap.dedent(f'''
 
     [targets.lab2]
     device = "esp32-evse"
-    base_url = "http://127.0.0.1:9"
+    base_url = "http://127.0.0.2:9"  # another device than lab's (two targets of one device are refused)
     timeout = 1
     [targets.lab2.auth]
     username = "admin"

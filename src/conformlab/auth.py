@@ -15,6 +15,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from urllib3 import HTTPHeaderDict
 
 from conformlab import secrets
+from conformlab.client import bounded_session
 
 
 class BasicAuth(HTTPBasicAuth):
@@ -23,7 +24,8 @@ class BasicAuth(HTTPBasicAuth):
     def __init__(self, username: str, password: str):
         super().__init__(username, password)
         token = base64.b64encode(f"{username}:{password}".encode()).decode()
-        secrets.register(password, token)
+        # and the pair: mask() knows its base64 in Latin-1 too, which is what requests sends
+        secrets.register(password, token, f"{username}:{password}")
 
 
 def basic_auth(username: str, password: str) -> AuthBase | None:
@@ -131,18 +133,21 @@ class SaltLoginSession(AuthBase):
         BearerAuth(self.token, self.headers)(request)
 
     def log_in(self, base: str) -> str:
-        with requests.Session() as plain:
-            plain.trust_env = False
+        # A session of its own (the target's may be the one asking), bounded and to `base` only: a
+        # redirect of the salt or the login is refused, or the salted hash would go to another host.
+        with bounded_session(self.timeout, origin=base) as plain:
+            salt = plain.get(base + self.salt_path)
+            _not_redirected(salt, f"GET {self.prefix}{self.salt_path}")
             try:
-                salt = plain.get(base + self.salt_path, timeout=self.timeout)
                 value = salt.json()["salt"] if salt.status_code == 200 else None
             except (ValueError, KeyError, TypeError):
                 value = None
             if not isinstance(value, str) or not value:
                 raise LoginError(f"GET {self.prefix}{self.salt_path} gave no salt "
                                  f"({salt.status_code} {secrets.mask(salt.text)[:80]!r})")
-            answer = plain.post(base + self.login_path, timeout=self.timeout,
+            answer = plain.post(base + self.login_path,
                                 json={"username": self.login, "password": salted_sha1(self.login, self.password, value)})
+            _not_redirected(answer, f"POST {self.prefix}{self.login_path}")
             if answer.status_code in (401, 403):
                 raise LoginError(f"the device refused the login of {self.login!r} ({answer.status_code} on POST "
                                  f"{self.prefix}{self.login_path}): check the target's login and password")
@@ -165,9 +170,8 @@ class SaltLoginSession(AuthBase):
         if self.token is None or self.logout_path is None:
             return
         token, self.token = self.token, None
-        with requests.Session() as plain:
-            plain.trust_env = False
-            plain.post(base_url + self.logout_path, json={}, auth=BearerAuth(token, self.headers), timeout=self.timeout)
+        with bounded_session(self.timeout, origin=base_url) as plain:
+            plain.post(base_url + self.logout_path, json={}, auth=BearerAuth(token, self.headers))
 
     def _again_after_401(self, response, **kwargs):
         """The session lapsed (401, or 403 on a device that says so): log in once more and send the
@@ -176,7 +180,7 @@ class SaltLoginSession(AuthBase):
             return response
         self.token = None
         self.log_in(_origin(response.request.url) + self.prefix)
-        response.content  # release the connection
+        response.close()  # release the connection (a bounded session has read the answer; nothing more is read)
         retry = response.request.copy()
         retry._conformlab_relogged = True
         self._attach(retry)
@@ -184,6 +188,12 @@ class SaltLoginSession(AuthBase):
         again.history.append(response)
         again.request = retry
         return again
+
+
+def _not_redirected(response, what: str) -> None:
+    if 300 <= response.status_code < 400:
+        raise LoginError(f"{what} answered {response.status_code}, a redirect: not followed (the login goes "
+                         "to the device only)")
 
 
 def _origin(url: str) -> str:

@@ -3,9 +3,16 @@
     conformlab emulate DEVICE [--host 127.0.0.1] [--port 8080] [--fault NAME ...] [--auth KEY=VALUE ...]
                       [--reading default|alternative] [--boot-seconds S]
     conformlab faults DEVICE
+    conformlab restore TARGET [--targets-file PATH]
 
 `emulate` prints one line `READY http://HOST:PORT` once the emulator accepts connections, then
 serves until SIGINT/SIGTERM and exits 0. Errors print one line on stderr and exit 2.
+
+`restore` puts back what a run that was killed (kill -9, a second Ctrl-C, a power cut of the test
+host) recorded in the target's journal (~/.conformlab/journal/TARGET.json, see conformlab.journal)
+through the device's documented API, one line per path, removes the journal and exits 0; with no
+journal it says so and exits 0. A device that cannot be reached, or a value that cannot be put back,
+gives one line on stderr and exit status 1, and the journal is kept.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Sequence
 
 from conformlab.emulators import emulator_class, start_emulator
@@ -43,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     faults = commands.add_parser("faults", help="list a device emulator's faults and the sentences they break")
     faults.add_argument("device", metavar="DEVICE")
+
+    restore = commands.add_parser("restore", help="put back what a killed run recorded in a target's journal")
+    restore.add_argument("target", metavar="TARGET", help="a target of the targets file")
+    restore.add_argument("--targets-file", default="targets.toml", metavar="PATH",
+                         help="the targets file (default: ./targets.toml)")
     return parser
 
 
@@ -94,10 +107,57 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    import requests
+
+    from conformlab import device_lock, journal, secrets
+    from conformlab.client import DeviceError, origin_of
+    from conformlab.dut import RestoreError, connect
+    from conformlab.targets import TargetsError, load_targets
+
+    try:
+        [target] = load_targets(Path(args.targets_file), [args.target])
+    except TargetsError as exc:
+        raise CliError(str(exc)) from None
+    if target.emulator:
+        print(f"{target.name}: an emulator target starts fresh each run; there is nothing to restore")
+        return 0
+    secrets.register(*target.secrets())
+    try:
+        found = journal.Journal.load(target.name)
+    except journal.JournalError as exc:
+        raise CliError(str(exc)) from None
+    if found is None:
+        print(f"{target.name}: nothing to restore (no journal at {journal.file_for(target.name)})")
+        return 0
+
+    def fail(text: str) -> int:
+        print(secrets.mask(f"conformlab: {target.name}: {text}").replace("\n", " "), file=sys.stderr)
+        return 1
+
+    try:
+        held = device_lock.hold(origin_of(target.base_url), target.name)
+    except device_lock.DeviceBusy as exc:
+        return fail(f"{exc}; the journal is kept")
+    dut = connect(target)
+    try:
+        lines = dut.put_back_journal()
+    except (RestoreError, DeviceError, requests.RequestException) as exc:
+        return fail(str(exc))
+    finally:
+        dut.close()
+        held.close()
+    for line in lines:
+        print(secrets.mask(f"{target.name}: {line}"))
+    print(f"{target.name}: the device holds what the interrupted run found; its journal is removed")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = {"faults": cmd_faults, "emulate": cmd_emulate, "restore": cmd_restore}
     try:
-        return cmd_faults(args) if args.command == "faults" else cmd_emulate(args)
+        return commands[args.command](args)
     except CliError as exc:
         print(f"conformlab: error: {exc}", file=sys.stderr)
         return 2

@@ -1,32 +1,66 @@
-"""The one HTTP client: a requests session per target.
+"""The one HTTP client: a requests session per target, on the bounded transport every session of
+the harness uses.
 
-It adds the target's auth and timeout, paces itself under the device's documented rate budget,
-honours `Retry-After` on 429/503 (bounded), copes with firmware that closes the connection after an
-error answer, and records every exchange (secrets masked) so a failing check can show the request,
-the answer and a curl line that reproduces it. Schemathesis calls go through the same session.
+Every request the harness sends (checks, restores, the login, fuzzing, load scenarios, the VPN check)
+goes through a session made by `bounded_session()`, which holds three rules:
+
+- **Deadline.** The timeout (the target's `timeout`) bounds the whole exchange, from connecting to the
+  answer's last byte: a watchdog shuts the connection down when it passes, also while the device is
+  still dripping its status line or headers. The request then fails with "no complete answer within
+  N s" (`AnswerDeadline`, a `requests.Timeout`); connecting gets the time that is left ("cannot
+  connect"). An explicit per-request timeout is that request's whole deadline.
+- **Size limit.** An answer is read in chunks as it arrives, at most `MAX_ANSWER_BYTES` (16 MiB,
+  far more than the largest answer of the four device documents, e.g. a WattWächter history range of
+  about 43 KB); past it the connection is closed and the request fails with "answer larger than N
+  bytes" (`AnswerTooLarge`). Nothing reads an answer before this bounded read (hooks, recording, the
+  login's re-login after a 401 come after it).
+- **No redirect is followed.** A 3xx is an answer like any other, for the check to judge; following
+  it could carry credentials to another host (requests strips only `Authorization`; `apiKey`,
+  `Authorized`, `X-API-KEY` and the MC252 login's salted hash would go along). A session made for a
+  device also refuses, before sending, a request to any other origin ("refusing to send to another
+  origin").
+
+On top, `DeviceClient` adds the target's auth, paces itself under the device's documented rate
+budget, honours `Retry-After` on 429/503 (bounded) for every request through its session (generated
+ones too), opens a fresh connection after an error answer (firmware closes it without saying so),
+waits out restarts, recognises a device that went away in the middle of a check, and records every
+exchange (secrets masked) so a failing check can show the request, the answer and a curl line that
+reproduces it. Schemathesis calls go through the same session.
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import json as jsonlib
 import shlex
+import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from conformlab import secrets
-from conformlab.profiles import RateBudget
+
+if TYPE_CHECKING:  # profiles imports auth, which imports this module
+    from conformlab.profiles import RateBudget
 
 JSON = "application/json"  # sent exactly, without parameters: firmware compares the whole header
 _DEFAULT = object()  # "use the target's auth"
 MAX_RETRY_AFTER = 30.0  # never wait longer than this for a device that asks us to
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # the size limit of every answer (see the module docstring)
+READ_CHUNK = 64 * 1024  # bytes read (and, for a compressed answer, decoded) at a time
+PROBE_TIMEOUT = 5.0  # the deadline of a "does it answer at all?" probe
 TRANSCRIPT_LIMIT = 2000
 BODY_PREVIEW = 600
 
@@ -39,20 +73,304 @@ class DeviceGone(DeviceError):
     """The device did not come back after a restart: nothing more is sent to it in this run."""
 
 
-class CloseAfterErrorAdapter(HTTPAdapter):
-    """Opens a fresh connection after every error answer.
+class DeviceLost(DeviceGone):
+    """The device went away by itself (not after a request that restarts it) and did not come back:
+    no verdict on its conformance (ERROR), nothing more is sent to it."""
 
-    Real firmware closes the connection after an error without announcing it; reusing the pooled
-    connection would then fail the next request. Reading the answer and dropping idle connections
-    keeps every request after an error on a new connection.
-    """
 
-    def send(self, request, stream=False, **kwargs):
-        response = super().send(request, stream=stream, **kwargs)
-        if response.status_code >= 400 and not stream:
-            response.content  # read it all, so the connection is released before we drop it
+class DeviceWentAway(DeviceError):
+    """The device stopped answering in the middle of a check (a reboot the harness did not cause)
+    and answers again: the check saw an outage, not the device's behaviour."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        super().__init__(f"the device went away for {seconds:.1f} s during this check (it answers again)")
+
+
+class AnswerDeadline(requests.Timeout):
+    """No complete answer within the exchange's deadline."""
+
+
+class AnswerTooLarge(requests.RequestException):
+    """The answer is larger than the size limit; it was not read further."""
+
+
+# -- the deadline of an exchange ------------------------------------------------------------------
+
+
+class _Deadline:
+    """One exchange's deadline and the sockets it uses; `expire()` shuts them down."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self.finished = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return max(self.at - time.monotonic(), 0.001)
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            if sock not in self._sockets:
+                self._sockets.append(sock)
+            if self.expired:
+                _cut(sock)
+
+    def expire(self) -> None:
+        # Under the lock: once finished, the connection may already serve another exchange.
+        with self._lock:
+            if self.finished:
+                return
+            self.expired = True
+            for sock in self._sockets:
+                _cut(sock)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.finished = True
+
+
+def _cut(sock: socket.socket) -> None:
+    """Shut a connection down under the thread reading it: its read returns at once. The plain
+    socket's shutdown, also for TLS (an SSLSocket's own would drop its TLS state under the reader)."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, TypeError, ValueError):
+        pass  # already closed
+
+
+class _Watchdog:
+    """One thread per process that expires the deadlines of all exchanges, earliest first."""
+
+    def __init__(self):
+        self._wake = threading.Condition()
+        self._due: list[tuple[float, int, _Deadline]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: _Deadline) -> None:
+        with self._wake:
+            heapq.heappush(self._due, (deadline.at, next(self._order), deadline))
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._thread = threading.Thread(target=self._run, name="conformlab-deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._due and self._due[0][2].finished:
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                left = self._due[0][0] - time.monotonic()
+                if left > 0:
+                    self._wake.wait(left)
+                    continue
+                heapq.heappop(self._due)[2].expire()
+
+
+_WATCHDOG = _Watchdog()
+_exchange = threading.local()  # .deadline: the deadline of the exchange this thread is sending
+
+
+@contextlib.contextmanager
+def deadline_for(sock: socket.socket, seconds: float):
+    """The deadline of an exchange made without requests (a check on a raw http.client connection):
+    the socket is shut down when `seconds` have passed; the yielded deadline says if it expired."""
+    deadline = _Deadline(seconds)
+    _WATCHDOG.arm(deadline)
+    deadline.watch(sock)
+    try:
+        yield deadline
+    finally:
+        deadline.finish()
+
+
+class _WatchedConnection:
+    """A urllib3 connection that puts its socket under the deadline of the exchange using it, when
+    it connects and when it is reused. (Connecting itself is bounded by the socket timeout, which is
+    the time left: CPython bounds a TLS handshake as a whole by it, too.)"""
+
+    def connect(self):
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args, **kwargs):
+        _watch(self.sock)
+        return super().request(*args, **kwargs)
+
+
+def _watch(sock) -> None:
+    deadline = getattr(_exchange, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
+
+
+class _HTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+def _seconds(timeout, default: float) -> float:
+    """The whole deadline of a request's `timeout`: a number, or requests' (connect, read) pair summed."""
+    if timeout is None:
+        return default
+    if isinstance(timeout, tuple):
+        parts = [part for part in timeout if part is not None]
+        return float(sum(parts)) if parts else default
+    return float(timeout)
+
+
+class BoundedAdapter(HTTPAdapter):
+    """Every exchange within its deadline and every answer within the size limit, read here (in
+    chunks, as it arrives) before any hook or caller sees it; a fresh connection after an error answer.
+
+    `timeout` is the deadline of a request that names none; `source_address` a local address to send
+    from. The answer is always read whole (up to the limit): `stream=True` gives the same answer."""
+
+    def __init__(self, timeout: float, *, max_answer_bytes: int = MAX_ANSWER_BYTES, source_address: str | None = None,
+                 **kwargs):
+        self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
+        self.source_address = source_address
+        super().__init__(max_retries=0, **kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        if self.source_address:
+            kwargs["source_address"] = (self.source_address, 0)
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        deadline = _Deadline(_seconds(timeout, self.timeout))
+        outer = getattr(_exchange, "deadline", None)  # a re-login sends from inside another exchange
+        _exchange.deadline = deadline
+        _WATCHDOG.arm(deadline)
+        response, failure = None, None
+        try:
+            response = super().send(request, stream=True, timeout=deadline.remaining(), verify=verify, cert=cert,
+                                    proxies=proxies)
+            self._read_answer(response)
+        except Exception as exc:  # noqa: BLE001 -- what a cut connection raises varies; judged below
+            failure = exc
+        finally:
+            deadline.finish()
+            _exchange.deadline = outer
+        if isinstance(failure, requests.ConnectTimeout):
+            raise failure  # never connected: the caller says "cannot connect"
+        if deadline.expired or isinstance(failure, requests.ReadTimeout):
+            if response is not None:
+                response.close()
+            self.poolmanager.clear()
+            raise AnswerDeadline(f"no complete answer within {deadline.seconds:g} s", request=request) from failure
+        if failure is not None:
+            raise failure
+        if response.status_code >= 400:
+            # Real firmware closes the connection after an error without announcing it.
             self.poolmanager.clear()
         return response
+
+    def _read_answer(self, response: requests.Response) -> None:
+        limit = self.max_answer_bytes
+        too_large = AnswerTooLarge(f"answer larger than {limit} bytes", request=response.request, response=response)
+        declared = response.headers.get("Content-Length", "").strip()
+        bodiless = response.request.method == "HEAD" or response.status_code in (204, 304)  # its length is a GET's
+        if declared.isdigit() and int(declared) > limit and not bodiless:
+            response.close()
+            raise too_large
+        chunks, size = [], 0
+        try:
+            for chunk in response.raw.stream(READ_CHUNK, decode_content=True):
+                size += len(chunk)
+                if size > limit:
+                    response.close()  # drops the connection: the rest is never read
+                    raise too_large
+                chunks.append(chunk)
+        except requests.RequestException:
+            raise  # too large (an OSError too, for requests)
+        except ReadTimeoutError as exc:
+            raise requests.ReadTimeout(exc, request=response.request) from exc
+        except SSLError as exc:
+            raise requests.exceptions.SSLError(exc, request=response.request) from exc
+        except DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc, request=response.request) from exc
+        except (ProtocolError, OSError) as exc:
+            cause = exc.args[-1] if isinstance(exc, ProtocolError) and exc.args else exc  # (text, the error)
+            raise requests.ConnectionError(f"the answer broke off in the middle of its body: {cause}",
+                                           request=response.request) from exc
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+
+
+def origin_of(url: str) -> str:
+    """scheme://host:port of a URL, lowercased, with the scheme's default port written out."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+class _BoundedSession(requests.Session):
+    """A requests session that follows no redirect and, when it belongs to a device, sends nothing
+    to another origin (checked before the auth strategy runs: a login strategy logs in wherever the
+    request goes)."""
+
+    def __init__(self, origin: str | None):
+        super().__init__()
+        self.origin = origin_of(origin) if origin else None
+
+    def refuse_other_origin(self, method: str, url: str) -> None:
+        if self.origin is not None and origin_of(url) != self.origin:
+            raise DeviceError(secrets.mask(f"refusing to send to another origin: {method} {url} "
+                                           f"(this session talks to {self.origin} only)"))
+
+    def prepare_request(self, request):
+        self.refuse_other_origin(request.method, request.url)
+        return super().prepare_request(request)
+
+    def send(self, request, **kwargs):
+        self.refuse_other_origin(request.method, request.url)
+        return super().send(request, **kwargs)
+
+    def resolve_redirects(self, *args, **kwargs):
+        # The one place where requests follows redirects: whatever `allow_redirects` a caller passes
+        # (schemathesis passes its own), a 3xx comes back as the answer.
+        return iter(())
+
+
+def bounded_session(timeout: float, *, max_answer_bytes: int = MAX_ANSWER_BYTES, origin: str | None = None,
+                    source_address: str | None = None, pool_maxsize: int = 4) -> requests.Session:
+    """A session on the bounded transport: each request's whole exchange within `timeout` seconds
+    (unless the request names its own), each answer at most `max_answer_bytes`, no redirect
+    followed, no proxy from the environment, and with `origin`, nothing sent anywhere else."""
+    session = _BoundedSession(origin)
+    adapter = BoundedAdapter(timeout, max_answer_bytes=max_answer_bytes, source_address=source_address,
+                             pool_connections=1, pool_maxsize=pool_maxsize)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.trust_env = False  # a lab proxy setting must not reroute traffic to the device
+    return session
+
+
+# -- the device client ---------------------------------------------------------------------------
 
 
 class Pacer:
@@ -180,12 +498,15 @@ class DeviceClient:
 
     def __init__(self, origin: str, prefix: str, *, auth: AuthBase | None = None, timeout: float = 10.0,
                  rate_budget: RateBudget | None = None, name: str = "", probe_path: str = "/",
-                 restart_timeout: float = 120.0):
+                 restart_timeout: float = 120.0, max_answer_bytes: int = MAX_ANSWER_BYTES):
         self.origin = origin.rstrip("/")
         self.prefix = prefix
         self.base_url = self.origin + prefix  # what schemathesis calls base_url
         self.auth = auth
         self.timeout = timeout
+        if isinstance(getattr(auth, "timeout", None), (int, float)):
+            auth.timeout = timeout  # a login strategy's own exchanges (MC252 salt and login) get the target's
+        self.max_answer_bytes = max_answer_bytes
         self.name = name
         self.pacer = Pacer(rate_budget) if rate_budget else None
         self.transcript: deque[Exchange] = deque(maxlen=TRANSCRIPT_LIMIT)
@@ -197,17 +518,15 @@ class DeviceClient:
         self.probe_path = probe_path
         self.restart_timeout = restart_timeout
         self.gone: str | None = None  # why nothing more is sent to this device
+        self.answered = False  # has the device answered in this run (one that never did cannot go away)
         self._polling = False
+        self._thread = threading.local()  # .no_retry: this thread's requests return a 429/503 as it is
         self.session = self._new_session()
 
     def _new_session(self) -> requests.Session:
-        s = requests.Session()
-        adapter = CloseAfterErrorAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
+        s = bounded_session(self.timeout, max_answer_bytes=self.max_answer_bytes, origin=self.origin)
         s.headers["User-Agent"] = "conformlab"
         s.auth = self.auth
-        s.trust_env = False  # a lab proxy setting must not reroute traffic to the device
         s.hooks["response"].append(self._record)
         original = s.send
 
@@ -219,13 +538,15 @@ class DeviceClient:
                 return original(request, **kwargs)
             if self.gone:
                 raise DeviceGone(secrets.mask(f"{self.name or 'device'}: {self.gone}; nothing more is sent to it"))
-            self.sent += 1
-            slot = self.pacer.wait() if self.pacer else None
-            try:
-                response = original(request, **kwargs)
-            finally:
-                if slot is not None:
-                    self.pacer.answered(slot)
+            for attempt in range(3):
+                response = self._paced(original, request, kwargs)
+                delay = _retry_after(response) if response.status_code in (429, 503) else None
+                if delay is None or attempt == 2 or not self._honours_retry_after():
+                    break
+                self.note(request.method, request.url, f"{response.status_code}: waited {delay:g} s (Retry-After) and retried")
+                time.sleep(delay)
+                if self.pacer:
+                    self.pacer.refill()
             if response.status_code < 300 and not self._polling:
                 op = self.restarting(request.method, path[len(self.prefix):])
                 if op is not None:
@@ -235,11 +556,41 @@ class DeviceClient:
         s.send = counted_send
         return s
 
+    def _paced(self, send, request, kwargs) -> requests.Response:
+        """Send one request of the documented API within the rate budget; a connection-level failure
+        of a device that had answered may be an outage (`_went_away`)."""
+        self.sent += 1
+        slot = self.pacer.wait() if self.pacer else None
+        try:
+            response = send(request, **kwargs)
+        except (requests.ConnectionError, requests.Timeout):
+            if self.answered and not self._polling:
+                self._went_away(f"{request.method} {urlsplit(request.url).path}")
+            raise
+        finally:
+            if slot is not None:
+                self.pacer.answered(slot)
+        self.answered = True
+        return response
+
+    @contextlib.contextmanager
+    def without_retry(self):
+        """Requests inside (from this thread) get a 429 or 503 back as it came, without honouring
+        its Retry-After: for checks of those answers."""
+        before = getattr(self._thread, "no_retry", False)
+        self._thread.no_retry = True
+        try:
+            yield
+        finally:
+            self._thread.no_retry = before
+
+    def _honours_retry_after(self) -> bool:
+        return not self._polling and not getattr(self._thread, "no_retry", False)
+
     def _answers(self) -> bool:
         """Does the device answer HTTP at all (any status) right now?"""
         try:
-            self.session.get(self.url(self.probe_path), timeout=(min(self.timeout, 2.0), min(self.timeout, 3.0)),
-                             allow_redirects=False).close()
+            self.session.get(self.url(self.probe_path), timeout=min(self.timeout, PROBE_TIMEOUT)).close()
             return True
         except requests.RequestException:
             return False
@@ -257,22 +608,48 @@ class DeviceClient:
                     return
                 time.sleep(0.25)
             down = time.monotonic() - start
-            while not self._answers():
-                if time.monotonic() - start >= self.restart_timeout:
-                    self.gone = f"the device did not come back within {self.restart_timeout:g} s of {what}, which restarts it (restart_timeout)"
-                    self.note("GET", self.url(self.probe_path), self.gone)
-                    raise DeviceGone(secrets.mask(f"{self.name or 'device'}: {self.gone}"))
-                time.sleep(0.5)
+            self._wait_until_back(start, f"the device did not come back within {self.restart_timeout:g} s of {what}, "
+                                         "which restarts it (restart_timeout)")
             self.note("GET", self.url(self.probe_path), f"after {what}: the device restarted (down {down:.1f} s after the "
                                                          f"answer, answering again after {time.monotonic() - start:.1f} s)")
         finally:
             self._polling = False
 
+    def _went_away(self, what: str) -> None:
+        """`what` failed at the connection level (refused, reset, closed, no answer in time). If the
+        device does not answer the probe now either, it went away (a reboot the harness did not cause):
+        wait until it is back, note it, and fail the check with DeviceWentAway (never retried here).
+        Returns when the probe answers at once: then the request's own failure stands."""
+        start = time.monotonic()
+        self._polling = True
+        try:
+            if self._answers():
+                return
+            self._wait_until_back(start, f"the device went away during {what} and did not come back within "
+                                         f"{self.restart_timeout:g} s (restart_timeout)", DeviceLost)
+        finally:
+            self._polling = False
+        seconds = time.monotonic() - start
+        self.note("GET", self.url(self.probe_path), f"the device went away for {seconds:.1f} s (not a restart the harness asked for)")
+        raise DeviceWentAway(seconds) from None
+
+    def _wait_until_back(self, start: float, gone: str, error: type[DeviceGone] = DeviceGone) -> None:
+        """Poll the probe until the device answers; not within restart_timeout of `start`, it is gone:
+        `gone` says why, nothing more is sent to it, and `error` is raised."""
+        while not self._answers():
+            if time.monotonic() - start >= self.restart_timeout:
+                self.gone = gone
+                self.note("GET", self.url(self.probe_path), gone)
+                raise error(secrets.mask(f"{self.name or 'device'}: {gone}")) from None
+            time.sleep(0.5)
+
     def _record(self, response, *args, **kwargs):
+        # The answer is already read, within the size limit (BoundedAdapter), before any hook runs.
         # Whatever the Content-Type says: a faulty device may leak a password under text/plain.
-        if len(response.content) < 1_000_000 and response.content.lstrip()[:1] in (b"{", b"["):
+        content = response.content
+        if len(content) < 1_000_000 and content.lstrip()[:1] in (b"{", b"["):
             try:
-                secrets.register_fields(jsonlib.loads(response.content))
+                secrets.register_fields(jsonlib.loads(content))
             except ValueError:
                 pass
         if not self._polling:  # the polls of a restart wait are summed up in one note
@@ -297,7 +674,8 @@ class DeviceClient:
         `Content-Type: application/json`. `body=` sends raw bytes/str with `content_type` if given.
         `multipart=` sends multipart/form-data: {name: "text field" or (filename, bytes)}.
         `auth=None` sends no credentials; another AuthBase replaces the target's.
-        `retry=False` returns a 429/503 as it is (for checks of those answers).
+        `retry=False` returns a 429/503 as it is (for checks of those answers; `without_retry()`
+        does the same for requests sent otherwise, e.g. generated ones).
         """
         headers = dict(headers or {})
         if json is not _DEFAULT:
@@ -311,28 +689,14 @@ class DeviceClient:
             kwargs["files"] = {name: (None, value) if isinstance(value, str) else value for name, value in multipart.items()}
         if auth is not _DEFAULT:
             kwargs["auth"] = auth if auth is not None else _NoAuth()
-        for attempt in range(3):
-            response = self._send(method, url, kwargs)
-            if not retry or response.status_code not in (429, 503) or attempt == 2:
-                return response
-            delay = _retry_after(response)
-            if delay is None:
-                return response
-            self.note(method, url, f"{response.status_code}: waited {delay:g} s (Retry-After) and retried")
-            time.sleep(delay)
-            if self.pacer:
-                self.pacer.refill()
-        return response
+        with self.without_retry() if not retry else contextlib.nullcontext():
+            return self._send(method, url, kwargs)
 
     def _send(self, method, url, kwargs) -> requests.Response:
         try:
             return self.session.request(method, url, **kwargs)
-        except requests.Timeout:
-            note = f"no answer within {kwargs['timeout']:g} s"
-        except requests.exceptions.ConnectionError as exc:
-            note = _connection_problem(exc)
         except requests.RequestException as exc:
-            note = f"request failed: {type(exc).__name__}: {exc}"
+            note = _problem(exc, kwargs["timeout"])
         self.note(method, url, note)
         raise DeviceError(secrets.mask(f"{self.name or 'device'}: {method} {url}: {note}"))
 
@@ -384,6 +748,17 @@ def _retry_after(response) -> float | None:
     except ValueError:
         return None
     return min(max(delay, 0.0), MAX_RETRY_AFTER)
+
+
+def _problem(exc: requests.RequestException, timeout) -> str:
+    """The one line that says why a request got no usable answer."""
+    if isinstance(exc, (AnswerDeadline, AnswerTooLarge)):
+        return str(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"cannot connect (is the device on and reachable?): nothing within {_seconds(timeout, 0):g} s"
+    if isinstance(exc, requests.ConnectionError):
+        return _connection_problem(exc)
+    return f"request failed: {type(exc).__name__}: {exc}"
 
 
 def _connection_problem(exc: Exception) -> str:

@@ -1,7 +1,10 @@
 """The device under test, as the suites see it: target + client + schema + (for emulators) controls.
 
 It also owns "leave the device as we found it": `preserved()` snapshots readable state before a
-check writes and puts back whatever changed afterwards, through the documented API only.
+check writes and puts back whatever changed afterwards, through the documented API only. On real
+hardware what the run found is also written to the target's journal (conformlab.journal) before the
+first write, so that a run killed in the middle is undone by the next one or by `conformlab restore`;
+Ctrl-C and SIGTERM (conformlab.interrupt) stop a check and still put back what it changed.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import time
 
 import requests
 
-from conformlab import secrets
-from conformlab.client import DeviceClient, expect_json
+from conformlab import interrupt, secrets
+from conformlab.client import DeviceClient, DeviceError, DeviceWentAway, expect_json
+from conformlab.journal import NOTICES, Journal, JournalError
 from conformlab.schema import DeviceSchema, Operation, device_schema
 from conformlab.targets import Target
 from conformlab.verdicts import not_verified
@@ -40,6 +44,11 @@ class DeviceUnderTest:
         # The client waits out every restart the schema marks, wherever the request comes from.
         client.restarting = self.schema.restarting
         self.notice = lambda text: None  # the running check's notice recorder (set by the fixture)
+        # Why the target cannot be tested at all (unreachable, not this device, busy): one line,
+        # reported once as the target's ERROR; its other checks are not run.
+        self.unusable: str | None = None
+        self.unusable_reported = False
+        self.outages: list[float] = []  # seconds the device was away by itself (a reboot the harness did not cause)
 
     # -- what the target allows ---------------------------------------------------------------
 
@@ -88,6 +97,17 @@ class DeviceUnderTest:
         self.credentials = dict(credentials)
         self.client.auth = self.client.session.auth = self.profile.make_auth(self.credentials)
 
+    def close(self) -> None:
+        """End the talk with the device: log out where the auth holds a login session (MC252; it is
+        not left to lapse), then close the client."""
+        log_out = getattr(self.client.session.auth, "log_out", None)
+        if log_out is not None:
+            try:
+                log_out(self.client.base_url)
+            except (requests.RequestException, DeviceError):
+                pass  # the device is gone or hung: its session lapses by itself
+        self.client.close()
+
     def require_destructive(self, why: str) -> None:
         if not self.target.destructive:
             not_verified(f"destructive ({why}); target {self.target.name} has destructive = false")
@@ -135,8 +155,115 @@ class DeviceUnderTest:
         written_by = read.extension.get("written_by") if read is not None else None
         return self.schema.operation("POST", written_by) if written_by else None
 
+    # -- the write journal (conformlab.journal): nothing is lost when a run is killed ------------
+
+    journal: Journal | None = None  # what this run found (real hardware), once it recorded anything
+
+    def recover_journal(self) -> None:
+        """First thing of a target's session: put back what a run that died recorded in the target's
+        journal, one line per path (printed at once, and a notice of the report), and remove it.
+        RestoreError, the journal kept, when a value cannot be put back."""
+        for line in self.put_back_journal():
+            interrupt.tell(f"{self.target.name}: {line}")
+            NOTICES.append(line)
+
+    def put_back_journal(self) -> list[str]:
+        """Put back the values a run that died left in the target's journal, through the documented
+        API (`restore`), then remove the journal; one line per path. Nothing to do for an emulator
+        target or without a journal. RestoreError, the journal kept, when a value cannot be put back
+        or the device cannot be reached (`conformlab restore TARGET` runs this too)."""
+        if self.target.emulator:
+            return []
+        name = self.target.name
+        try:
+            found = Journal.load(name)
+        except JournalError as exc:
+            raise RestoreError(str(exc)) from None
+        if found is None:
+            return []
+        if (found.device, found.origin) != (self.target.device, self.client.origin):
+            raise RestoreError(f"the journal {found.path} was recorded for the {found.device} at {found.origin}, but target "
+                               f"{name} is the {self.target.device} at {self.client.origin}: nothing was put back; point the "
+                               "target at that device again, or move the journal away if that device is gone")
+        kept = f"the journal {found.path} is kept (`conformlab restore {name}` tries again)"
+        try:
+            done, problems = self._put_back(found.values)
+        except DeviceError as exc:
+            raise RestoreError(f"cannot put back what an interrupted run of {found.started} recorded: "
+                               f"{self._without_name(exc)}; {kept}") from None
+        if problems:
+            raise RestoreError(f"could not put back what an interrupted run of {found.started} recorded: "
+                               f"{'; '.join(problems)}; {kept}")
+        found.remove()
+        return [f"put back {path} as recorded by an interrupted run of {found.started}" if path in done
+                else f"{path} was as recorded by an interrupted run of {found.started}: nothing to put back"
+                for path in found.values]
+
+    def finish_journal(self) -> None:
+        """Last thing of a target's session, also an interrupted one: put back what the journal holds
+        and the device no longer does (a check cut short by Ctrl-C may have left it), and remove the
+        journal if the device is as the run found it; otherwise keep it and say so in one line.
+        Never raises: the session's own end (log out, close) must still run."""
+        if self.journal is None:
+            return
+        name = self.target.name
+        try:
+            done, problems = self._put_back(self.journal.values)
+            if not problems:
+                problems = [f"GET {path} differs" for path in self.differences_from_snapshot()]
+        except (AssertionError, requests.RequestException) as exc:  # DeviceError: unreachable, gone
+            done, problems = [], [self._without_name(exc)]
+        for path in done:
+            interrupt.tell(f"{name}: put back {path} as the run found it")
+        if problems:
+            interrupt.tell(f"{name}: the device is NOT as the run found it ({'; '.join(problems)[:300]}); what the run found "
+                           f"is kept in {self.journal.path}: run `conformlab restore {name}` (the next run against {name} "
+                           "puts it back first)")
+            return
+        self.journal.remove()
+        self.journal = None
+        if interrupt.interrupted():
+            interrupt.tell(f"{name}: the device is as the run found it")
+
+    def _put_back(self, values: dict[str, object]) -> tuple[list[str], list[str]]:
+        """Write back every recorded value the device no longer holds: (paths put back, problems).
+        DeviceError (unreachable) ends it at once: the other paths would only wait for it again."""
+        done, problems = [], []
+        for path, old in values.items():
+            try:
+                if self.comparable(path, self.read(path)) != self.comparable(path, old):
+                    self.restore(path, old)
+                    done.append(path)
+            except DeviceError:
+                raise
+            except (RestoreError, AssertionError, requests.RequestException) as exc:
+                problems.append(f"{path}: {self._without_name(exc)}")
+        return done, problems
+
+    def _without_name(self, exc: BaseException) -> str:
+        """The message of a client error without the target's name in front (a line names it once)."""
+        return str(exc).removeprefix(f"{self.target.name}: ")
+
+    def _record(self, values: dict[str, object]) -> None:
+        """Journal what the device holds before anything is written (real hardware only)."""
+        if self.target.emulator or not values:
+            return
+        if self.journal is None:
+            try:
+                left = Journal.load(self.target.name)
+            except JournalError as exc:
+                raise RestoreError(str(exc)) from None
+            if left is not None:  # never overwrite what a run that died found: it goes back first
+                raise RestoreError(f"{left.path} holds what an interrupted run of {left.started} found: put it back first "
+                                   f"(`conformlab restore {self.target.name}`)")
+            self.journal = Journal(self.target.name, self.target.device, self.client.origin)
+        self.journal.record(values)
+
     def take_snapshot(self) -> None:
+        """Read what the end-of-run check compares (the profile's snapshot_paths); on real hardware
+        it is the first thing the journal records."""
         self.snapshot = {path: self.read(path) for path in self.profile.snapshot_paths}
+        self._record(self.snapshot)
 
     def differences_from_snapshot(self) -> dict[str, tuple[object, object]]:
         changed = {}
@@ -181,19 +308,47 @@ class DeviceUnderTest:
 
     @contextlib.contextmanager
     def preserved(self, *paths: str):
-        """Snapshot the given GET paths; afterwards write back whatever changed."""
+        """Snapshot the given GET paths (on real hardware: in the journal, on disk, before the block
+        writes anything); afterwards write back whatever changed, and raise RestoreError for what
+        could not be.
+
+        Interrupted (Ctrl-C, SIGTERM: a KeyboardInterrupt in the block or while putting back), it
+        still puts back every path, then lets the KeyboardInterrupt go on: a restore that fails then
+        is told in one line, never raised in its place (that would turn the interruption into a
+        failure of the device and let the run go on); the target's session tries again at its end."""
         before = {path: copy.deepcopy(self.read(path)) for path in paths}
+        self._record(before)
+        stopped = None
         try:
             yield before
+        except KeyboardInterrupt as exc:
+            stopped = exc
+            raise
         finally:
             problems = []
+            outage = None
             for path, old in before.items():
                 try:
-                    self.restore(path, old)
+                    try:
+                        self.restore(path, old)
+                    except DeviceWentAway as exc:  # a reboot the harness did not cause: it is back now
+                        outage = exc
+                        self.restore(path, old)
+                except KeyboardInterrupt as exc:  # the first Ctrl-C while putting back: the others still go back
+                    stopped = stopped or exc
+                    problems.append(f"{path}: interrupted while it was put back")
                 except (RestoreError, requests.RequestException, AssertionError) as exc:
                     problems.append(str(exc))
+            if stopped is not None:
+                if problems:
+                    said = "; ".join(problem.removeprefix(f"{self.target.name}: ") for problem in problems)
+                    interrupt.tell(f"{self.target.name}: not put back yet: {said[:300]} (the end of the target's session "
+                                   "tries again)")
+                raise stopped
             if problems:
                 raise RestoreError("; ".join(problems))
+            if outage is not None:
+                raise outage  # the check met the outage: it is run once more (plugin)
 
 
 def _changed_part(current, wanted):
@@ -218,3 +373,15 @@ def _filter_to_schema(schema_doc: DeviceSchema, schema, value):
             if isinstance(option, dict) and "properties" in option and isinstance(value, dict):
                 return _filter_to_schema(schema_doc, option, value)
     return value
+
+
+def connect(target: Target, emulator=None) -> DeviceUnderTest:
+    """The device under test of a target, its client made from the target and its profile: at the
+    target's base_url, or at the running emulator's address (the run's session fixture starts it and
+    identifies the device; `conformlab restore` uses this as it is)."""
+    profile = target.profile
+    origin = emulator.url if emulator is not None else target.base_url
+    client = DeviceClient(origin, profile.prefix, auth=profile.make_auth(target.auth), timeout=target.timeout,
+                          rate_budget=profile.rate_budget, name=target.name, probe_path=profile.probe_path,
+                          restart_timeout=target.restart_timeout)
+    return DeviceUnderTest(target, client, emulator)

@@ -2,8 +2,10 @@
 
 One place for the policy every device shares: on real hardware only reads are fuzzed unless the
 target allows destructive steps, and destructive operations never are (random values could not be
-undone); requests go through the target's session (auth, pacing, transcript); the number of examples
-is fixed and the generation derandomized, so a run is bounded and repeatable.
+undone); requests go through the target's session (auth, pacing, Retry-After, transcript, and the
+bounded transport: the target's timeout for the whole exchange, the answer size limit, no redirect
+followed); the number of examples is fixed and the generation derandomized, so a run is bounded and
+repeatable.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def run_generated(device: DeviceUnderTest, api, op: Operation, mode: GenerationM
                          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     def call(case):
-        response = case.call(base_url=device.client.base_url, session=device.client.session)
+        # The target's timeout, not schemathesis's default of 10 s: it is the whole exchange's deadline.
+        response = case.call(base_url=device.client.base_url, session=device.client.session,
+                             timeout=device.client.timeout)
         case.validate_response(response, checks=checks)
 
     try:

@@ -16,16 +16,16 @@ in tests/ run without targets).
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import sys
 from pathlib import Path
 
 import pytest
-import requests
 
-from conformlab import secrets, verdicts
-from conformlab.client import DeviceClient, DeviceError, curl_line, render_exchange
-from conformlab.dut import DeviceUnderTest
+from conformlab import device_lock, interrupt, journal, masking, secrets, verdicts
+from conformlab.client import DeviceError, DeviceWentAway, curl_line, origin_of, render_exchange
+from conformlab.dut import DeviceUnderTest, RestoreError, connect
 from conformlab.profiles import PROFILES
 from conformlab.reporting import SUMMARY_NOTES, HtmlReport, Reporting  # noqa: F401 -- SUMMARY_NOTES: re-exported
 from conformlab.requirements import all_requirements
@@ -36,6 +36,9 @@ ACTIVE = pytest.StashKey[bool]()
 EXCHANGES = pytest.StashKey[tuple]()
 EXTRAS = pytest.StashKey[list]()
 LAST_CHECK = "test_left_as_found"  # the end-of-run check runs after every other check of its target
+# Without -n, one worker per target, at most this many: a worker is a process with its own emulator
+# and threads; more targets share workers, one target after the other (-n N sets the cap).
+MAX_DEFAULT_WORKERS = 8
 
 
 def pytest_addoption(parser):
@@ -96,6 +99,7 @@ def pytest_configure(config):
     config.stash[ACTIVE] = _runs_suites(config)
     if not config.stash[ACTIVE]:
         return
+    interrupt.install(config)  # Ctrl-C and SIGTERM: stop, put back, exit 2 (conformlab.interrupt)
     path = Path(config.getoption("conformlab_targets_file"))
     if not path.is_absolute():
         path = config.invocation_params.dir / path
@@ -132,22 +136,26 @@ def pytest_configure(config):
         except (ImportError, KeyError):
             pass
     _keep_targets_together(config, len(targets))
+    masking.install(config)  # last step before any output: terminal, logs, report files (before the terminal reporter exists)
 
 
 def _keep_targets_together(config, target_count: int) -> None:
     """A target's checks must stay together on one worker: its state and its rate budget are shared.
     Several targets are independent devices, so without `-n` they run side by side, one worker each
-    (a device paced by its rate budget then does not hold up the others); `-n 0` runs them in turn.
+    up to MAX_DEFAULT_WORKERS (a device paced by its rate budget then does not hold up the others);
+    `-n N` caps the workers, `-n 0` runs the targets in turn, `--tx` (xdist's remote execution)
+    places the workers.
 
     The controller schedules by xdist_group; a worker tags its items with their group only when it
     knows the run is a loadgroup run, and xdist resets a worker's `dist` option before this hook
     runs, so the worker reads the option as it was given."""
     if _is_controller(config):
         if (target_count > 1 and config.pluginmanager.hasplugin("xdist") and config.option.numprocesses is None
-                and not config.option.usepdb and not config.option.collectonly):
-            config.option.numprocesses = target_count
-            config.option.tx = ["popen"] * target_count  # what xdist derives from -n, before this hook
-        if getattr(config.option, "numprocesses", None):
+                and not getattr(config.option, "tx", None) and not config.option.usepdb and not config.option.collectonly):
+            workers = min(target_count, MAX_DEFAULT_WORKERS)
+            config.option.numprocesses = workers
+            config.option.tx = ["popen"] * workers  # what xdist derives from -n, before this hook
+        if getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None):
             dist = getattr(config.option, "dist", "no")
             if dist in ("load", "no"):
                 config.option.dist = "loadgroup"
@@ -226,6 +234,7 @@ def pytest_collection_modifyitems(session, config, items):
             if rid not in known:
                 raise pytest.UsageError(f"{item.nodeid}: requirement {rid} is not in any requirements.yaml")
         item.add_marker(pytest.mark.xdist_group(target.name))
+        item.obj = _once_more_after_an_outage(item.obj, item)
         item.user_properties.append(("requirement", " ".join(ids)))
         item.user_properties.append(("target", target.name))
         # Waivers are applied per failure, to the requirement it belongs to (pytest_runtest_makereport).
@@ -237,8 +246,34 @@ def pytest_collection_modifyitems(session, config, items):
             if not target.emulator:
                 item.add_marker(verdicts.not_verified_mark(f"needs an emulator-only control ({mark.args[0] if mark.args else ''}); "
                                                            f"{target.name} is real hardware"))
-    # The end-of-run check of each target goes last.
-    items.sort(key=lambda item: item.originalname == LAST_CHECK if hasattr(item, "originalname") else False)
+    # A target's checks stay together (one session, one emulator at a time on a worker that runs
+    # several targets), and its end-of-run check goes last among them.
+    order = {target.name: index for index, target in enumerate(config.stash[TARGETS])}
+
+    def place(item):
+        target = _target_of(item)
+        return (order[target.name] if target is not None else -1, getattr(item, "originalname", "") == LAST_CHECK)
+
+    items.sort(key=place)
+
+
+def _once_more_after_an_outage(function, item):
+    """A check during which the device went away by itself (a reboot the harness did not cause)
+    saw the outage, not the device's behaviour: once the device answers again it is run once more,
+    and the report says so. A second outage in the same check ends it as ERROR (DeviceWentAway)."""
+
+    @functools.wraps(function)
+    def check(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except DeviceWentAway as outage:
+            item.user_properties.append(("notice", f"{outage}: the check ran once more after it was back"))
+            device = item.funcargs.get("device")
+            if device is not None:
+                device.outages.append(outage.seconds)
+            return function(*args, **kwargs)
+
+    return check
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -251,59 +286,90 @@ def target(request) -> Target:
 
 @pytest.fixture(scope="session")
 def _device_session(target: Target):
-    profile = target.profile
     emulator = None
+    held = None
     if target.emulator:
         from conformlab.emulators import start_emulator
 
         emulator = start_emulator(target.device, faults=target.faults, auth=target.auth or None, options=target.options,
                                   reading=target.reading, boot_seconds=target.boot_seconds)
-        origin = emulator.url
-    else:
-        origin = target.base_url
-    client = DeviceClient(origin, profile.prefix, auth=profile.make_auth(target.auth), timeout=target.timeout,
-                          rate_budget=profile.rate_budget, name=target.name, probe_path=profile.probe_path,
-                          restart_timeout=target.restart_timeout)
-    dut = DeviceUnderTest(target, client, emulator)
+    dut = connect(target, emulator)
+    client = dut.client
     try:
         try:
-            probe = client.get(profile.probe_path)
-        except DeviceError as exc:
-            pytest.fail(f"target {target.name}: {exc}", pytrace=False)
-        if probe.status_code == 401:
-            pytest.fail(f"target {target.name}: the device refused the configured credentials (401 on GET "
-                        f"{profile.prefix}{profile.probe_path}); check [targets.{target.name}.auth]", pytrace=False)
-        try:
+            if not target.emulator:
+                held = device_lock.hold(origin_of(target.base_url), target.name)
+            _identify(dut)
+            dut.recover_journal()  # a run that died left values to put back: first of all
             dut.take_snapshot()
+        except _Unusable as exc:
+            dut.unusable = str(exc)
+        except device_lock.DeviceBusy as exc:
+            dut.unusable = f"target {target.name}: {exc}"
+        except RestoreError as exc:
+            dut.unusable = (f"target {target.name}: could not put back what an interrupted run recorded ({exc}); "
+                            f"see `conformlab restore {target.name}`")
         except (AssertionError, DeviceError) as exc:
-            pytest.fail(f"target {target.name}: cannot read the state to restore at the end: {exc}", pytrace=False)
+            dut.unusable = f"target {target.name}: cannot read the state to restore at the end: {exc}"
+        if dut.unusable:
+            client.gone = client.gone or dut.unusable  # nothing more is sent to it
         yield dut
     finally:
-        _end_session(client)
-        client.close()
+        if not dut.unusable:
+            dut.finish_journal()
+        dut.close()  # logs out where the auth holds a login session (MC252)
         if emulator:
             emulator.stop()
+        if held:
+            held.close()
 
 
-def _end_session(client: DeviceClient) -> None:
-    """Log out where the auth strategy holds a login session (MC252): it is not left to lapse."""
-    log_out = getattr(client.session.auth, "log_out", None)
-    if log_out is None:
-        return
+class _Unusable(Exception):
+    """The target cannot be tested at all: one line, reported once as its ERROR."""
+
+
+def _identify(dut: DeviceUnderTest) -> None:
+    """Is the device there, and is it the device the target names? Its documented version or info
+    endpoint must answer a JSON object with the keys the document gives it."""
+    target, profile, client = dut.target, dut.profile, dut.client
+    identity = profile.identity
+    path = identity.path if identity else profile.probe_path
     try:
-        log_out(client.base_url)
-    except (requests.RequestException, DeviceError):
-        pass  # the device is gone or hung: its session lapses by itself
+        answer = client.get(path)
+    except DeviceError as exc:
+        raise _Unusable(f"target {target.name}: {exc}") from None
+    if answer.status_code in (401, 403):
+        raise _Unusable(f"target {target.name}: the device refused the configured credentials ({answer.status_code} on "
+                        f"GET {profile.prefix}{path}); check [targets.{target.name}.auth]")
+    if identity is None:
+        return
+    article = "an" if profile.title[:1].upper() in "AEIOU" else "a"
+    what = f"the device at {client.origin} is not {article} {profile.title}: GET {profile.prefix}{path} answered"
+    if answer.status_code != 200:
+        raise _Unusable(f"target {target.name}: {what} {answer.status_code}")
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        kind = answer.headers.get("Content-Type", "no Content-Type").split(";")[0]
+        raise _Unusable(f"target {target.name}: {what} 200 with {kind}, not a JSON object")
+    missing = [key for key in identity.keys if key not in body]
+    if missing:
+        raise _Unusable(f"target {target.name}: {what} 200 without the documented {', '.join(missing)}")
 
 
 @pytest.fixture
 def device(_device_session: DeviceUnderTest, request, notice) -> DeviceUnderTest:
-    """The device under test; the exchanges of this check are kept for its report. A device that
-    did not come back from a restart gets no more requests: its remaining checks say so, once each."""
+    """The device under test; the exchanges of this check are kept for its report. A target that
+    cannot be tested at all (unreachable, not this device, busy) fails its first check with one line
+    (its one ERROR); a device that did not come back gets no more requests; the remaining checks of
+    either are not run (ERROR, the same line each, collapsed into one in the summaries)."""
+    if _device_session.unusable and not _device_session.unusable_reported:
+        _device_session.unusable_reported = True
+        pytest.fail(_device_session.unusable, pytrace=False)  # the target's one ERROR: one cause, one line
     if _device_session.client.gone:
-        from conformlab.verdicts import unreachable
-
-        unreachable(f"not run: {_device_session.client.gone}")
+        verdicts.unreachable(f"not run: {_device_session.client.gone}")
     request.node.stash[EXCHANGES] = (_device_session.client, _device_session.client.mark())
     _device_session.notice = notice
     return _device_session
@@ -337,7 +403,7 @@ def report_extra(request):
 # -- reports ------------------------------------------------------------------------------------
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: what it masks stays masked
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # pytest-html's wrapper is outside it: masking.py masks again later
 def pytest_runtest_makereport(item, call):
     report = yield
     if not item.config.stash.get(ACTIVE, False):
@@ -379,15 +445,17 @@ def _attach_extras(item, report) -> None:
 
 
 def _scrub(report) -> None:
-    """Mask every registered secret in what the report carries (text, sections, properties)."""
-    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
-        report.longrepr = tuple(secrets.mask(part) if isinstance(part, str) else part for part in report.longrepr)
-    elif report.longrepr is not None:
-        text = str(report.longrepr)
-        masked = secrets.mask(text)
-        if masked != text:
-            report.longrepr = masked
-    if isinstance(getattr(report, "wasxfail", None), str):
-        report.wasxfail = secrets.mask(report.wasxfail)
-    report.sections = [(title, secrets.mask(content)) for title, content in report.sections]
-    report.user_properties = [(k, secrets.mask(v) if isinstance(v, str) else v) for k, v in report.user_properties]
+    """Mask every registered secret in what the report carries (longrepr of any kind, sections,
+    properties, extras). Plugins that write later are masked again by conformlab.masking."""
+    masking.mask_report(report)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """What a target's journal recovery put back (in the session set up with this check) goes into
+    the report as notices of this check (conformlab.journal)."""
+    try:
+        return (yield)
+    finally:
+        while journal.NOTICES:
+            item.user_properties.append(("notice", journal.NOTICES.pop(0)))

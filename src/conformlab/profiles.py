@@ -26,8 +26,19 @@ class RateBudget:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """How a device shows what it is: a documented GET that answers a JSON object with these keys
+    (the document's version or info endpoint). Only the keys: the answer's values and the rest of
+    its shape are the suites' to judge, where a wrong one is a failure, not "another device"."""
+
+    path: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DeviceProfile:
     name: str  # the `device` value in targets.toml
+    title: str  # the device as its vendor names it, for messages ("ESP32 EVSE")
     prefix: str  # documented API prefix, added to the target's origin
     schema: str  # file under schemas/
     suite: str  # folder under suites/
@@ -40,6 +51,7 @@ class DeviceProfile:
     probe_path: str = "/"  # a cheap documented GET to see that the device answers
     snapshot_paths: tuple[str, ...] = ()  # GETs whose answers must be unchanged at the end of a run
     rate_budget: RateBudget | None = None
+    identity: Identity | None = None  # probed once at the start of a target's run
     target_options: dict[str, Callable[[object], str | None]] = field(default_factory=dict)  # device-specific keys
     emulator_only_options: frozenset[str] = frozenset()  # of those, the ones that configure an emulator
     # Credentials that are almost the configured ones, which the device must refuse like wrong ones:
@@ -58,6 +70,8 @@ def _both_or_neither(first: str, second: str, neither_means: str) -> Callable[[d
 
 ESP32_EVSE = DeviceProfile(
     name="esp32-evse",
+    title="ESP32 EVSE",
+    identity=Identity("/info", ("appVersion", "idfVersion", "chip")),
     prefix="/api/v1",
     schema="esp32-evse.yaml",
     suite="esp32_evse",
@@ -89,6 +103,8 @@ def _source_addresses_problem(value) -> str | None:
 
 WATTWAECHTER = DeviceProfile(
     name="wattwaechter",
+    title="WattWächter",
+    identity=Identity("/system/info", ("esp", "heap")),
     prefix="/api/v1",
     schema="wattwaechter.yaml",
     suite="wattwaechter",
@@ -119,6 +135,8 @@ def _disabled_endpoints_problem(value) -> str | None:
 
 WCC_LITE = DeviceProfile(
     name="wcc-lite",
+    title="WCC Lite",
+    identity=Identity("/version", ("api_version", "api_patch", "sync_version")),
     prefix="/api",
     schema="wcc-lite.yaml",
     suite="wcc_lite",
@@ -158,6 +176,8 @@ def _token_header_problem(value) -> str | None:
 
 OVERVIS_MC252 = DeviceProfile(
     name="overvis-mc252",
+    title="Overvis MC252",
+    identity=Identity("/version/", ("device", "firmwareVer")),
     prefix="/api",
     schema="overvis-mc252.yaml",
     suite="overvis_mc252",

@@ -16,7 +16,7 @@ import pytest
 from conformlab import secrets
 from conformlab.requirements import all_requirements
 from conformlab.verdicts import (
-    ERROR, FAIL, FAILED, NO_VERDICT, PASS, PROP_FAILED, UNEXPECTED_PASS, VERDICTS, WAIVED, Row, VerdictBook,
+    ERROR, ERRORED, FAIL, FAILED, NO_VERDICT, PASS, PROP_FAILED, UNEXPECTED_PASS, VERDICTS, WAIVED, Row, VerdictBook,
 )
 
 # Properties a check records for the run's summary (terminal and top of the HTML report), by title.
@@ -109,8 +109,17 @@ class Reporting:
         if rows:
             tr.write_sep("=", "requirements")
             severity = {word: n for n, word in enumerate(VERDICTS)}
+            said: set[tuple[str, str]] = set()
+            causes = _target_wide_causes(rows)
             for row in sorted(rows, key=lambda r: (r.target, severity[r.verdict.word], r.rid)):
-                self._write_row(tr, row, known.get(row.rid))
+                cause = _target_wide_cause(row, causes)
+                if cause is None:
+                    self._write_row(tr, row, known.get(row.rid))
+                elif (row.target, cause) not in said:  # one cause, one line (not one per requirement)
+                    said.add((row.target, cause))
+                    stopped = sum(1 for other in rows if other.target == row.target and _target_wide_cause(other, causes) == cause)
+                    line = secrets.mask(f"{ERROR:15} {row.target}  {stopped} requirement{'s' if stopped != 1 else ''}: {cause}")
+                    tr.write_line(line if len(line) <= 300 else line[:297] + "...", red=True)
             counts = {word: sum(1 for r in rows if r.verdict.word == word) for word in VERDICTS}
             tr.write_line(", ".join(f"{n} {word}" for word, n in counts.items() if n) + " (requirement x target)")
             if self.status == NO_VERDICT:
@@ -132,21 +141,41 @@ class Reporting:
         if verdict.word == PASS:
             return
         waived = " (waived)" if verdict.waived and verdict.word not in (WAIVED, UNEXPECTED_PASS) else ""
-        line = f"{verdict.word:15} {row.target}  {row.rid}{waived}: {req.text if req else ''}"
+        line = secrets.mask(f"{verdict.word:15} {row.target}  {row.rid}{waived}: {req.text if req else ''}")  # before cutting
         red = verdict.word in (FAIL, UNEXPECTED_PASS, ERROR)
-        tr.write_line(secrets.mask(line if len(line) <= 200 else line[:197] + "..."), red=red, yellow=not red)
+        tr.write_line(line if len(line) <= 200 else line[:197] + "...", red=red, yellow=not red)
         if verdict.word == UNEXPECTED_PASS:
             tr.write_line(secrets.mask(f"    {stale_line(row)}"))
             return
         reasons = verdict.reasons
         for reason in reasons[:TERMINAL_REASONS]:
             n = len(reason.checks)
-            text = f"    {reason.kind} ({n} check{'s' if n != 1 else ''}): {reason.reason}"
+            text = secrets.mask(f"    {reason.kind} ({n} check{'s' if n != 1 else ''}): {reason.reason}")  # before cutting
             if len(text) > 180:
                 text = text[:177] + "..."
-            tr.write_line(secrets.mask(f"{text}  [{_names(reason.checks, 2)}]"))
+            tr.write_line(f"{text}  [{secrets.mask(_names(reason.checks, 2))}]")
         if len(reasons) > TERMINAL_REASONS:
             tr.write_line(f"    ... {len(reasons) - TERMINAL_REASONS} more reasons: see the HTML report")
+
+
+def _target_wide_causes(rows: list[Row]) -> dict[str, set[str]]:
+    """Per target, the causes that stopped its checks wholesale: the target could not be tested at
+    all (its one ERROR), or its device went away for good ("not run: ..." of every check after)."""
+    causes: dict[str, set[str]] = {}
+    for row in rows:
+        for reason in row.verdict.reasons:
+            if reason.kind == ERRORED and reason.reason.startswith("not run: "):
+                causes.setdefault(row.target, set()).add(reason.reason.removeprefix("not run: "))
+    return causes
+
+
+def _target_wide_cause(row: Row, causes: dict[str, set[str]]) -> str | None:
+    """The one target-wide cause this requirement's ERROR comes from, if that is all there is to it."""
+    if row.verdict.word != ERROR:
+        return None
+    said = {reason.reason.removeprefix("not run: ").removeprefix("setup error: ")
+            for reason in row.verdict.reasons if reason.kind == ERRORED}
+    return said.pop() if len(said) == 1 and said <= causes.get(row.target, set()) else None
 
 
 class HtmlReport:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from conformlab.client import origin_of
 from conformlab.profiles import PROFILES
 
 COMMON_KEYS = {"device", "base_url", "emulator", "faults", "destructive", "timeout", "waive", "auth",
@@ -136,7 +137,23 @@ def load_targets(path: Path | str, selected: list[str] | None = None, environ=No
             raise TargetsError(f"{path}: no emulator targets to run by default; choose one with --target ({_known(targets)})")
 
     _resolve_variables(path, chosen, environ)
-    return [_with_resolved(t, environ) for t in chosen]
+    resolved = [_with_resolved(t, environ) for t in chosen]
+    _one_target_per_device(path, resolved)
+    return resolved
+
+
+def _one_target_per_device(path: Path, targets: list[Target]) -> None:
+    """Two targets that name the same device would each spend its rate budget and change its state
+    behind the other's back: one run takes one target per device."""
+    seen: dict[str, str] = {}
+    for target in targets:
+        if target.base_url is None:
+            continue
+        origin = origin_of(target.base_url)  # the device, spelled one way
+        if origin in seen:
+            raise TargetsError(f'{path}: targets "{seen[origin]}" and "{target.name}" name the same device ({origin}): '
+                               "its rate budget and its state are one; run them one after the other")
+        seen[origin] = target.name
 
 
 def _parse_target(path: Path, name: str, table) -> Target:

@@ -309,7 +309,7 @@ def judge_phase(item, call, report, ids: list[str], target, cite=lambda rid: rid
 def _phase_outcome(call, report) -> tuple[str | None, str]:
     excinfo = call.excinfo
     if report.failed:
-        if call.when == "call":
+        if call.when == "call" and not _device_went_away(excinfo):
             return FAILED, _first_line(excinfo)
         return ERRORED, f"{call.when} error: {_first_line(excinfo)}"
     if report.skipped:
@@ -322,6 +322,14 @@ def _phase_outcome(call, report) -> tuple[str | None, str]:
     if call.when == "call":
         return PASSED, ""
     return None, ""
+
+
+def _device_went_away(excinfo) -> bool:
+    """An outage the harness did not cause (twice in one check, or for good): no verdict on the
+    device (ERROR)."""
+    from conformlab.client import DeviceLost, DeviceWentAway
+
+    return excinfo is not None and isinstance(excinfo.value, DeviceWentAway | DeviceLost)
 
 
 def _first_line(excinfo) -> str:

@@ -3,7 +3,9 @@
 The plugin runs this after every other check of its target. The snapshot (the profile's
 snapshot_paths, e.g. GET /config) was taken before the first check; the credentials are checked by
 what the device answers with and without them. If anything differs, the check puts the old values
-back through the documented API and still fails, loudly, naming what had changed.
+back through the documented API and still fails, loudly, naming what had changed; unless the device
+restarted by itself during the run (an outage the harness did not cause): what differed and was put
+back is then a notice, since a start resets live values without the run's doing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from conformlab.dut import RestoreError
 
 
 @pytest.mark.req("HARNESS-LEFT-AS-FOUND")
-def test_left_as_found(device, record_property):
+def test_left_as_found(device, record_property, notice):
     record_pacing(device, record_property)
     logins = getattr(device.client.session.auth, "logins", None)
     if logins is not None:  # a login session (MC252): obtained once per run, not per request
@@ -36,17 +38,26 @@ def test_left_as_found(device, record_property):
     # Compared (and restored) whenever the target's credentials still work: a device whose
     # authentication was left off is put back by restoring its settings.
     changed = device.differences_from_snapshot() if with_credentials.status_code == 200 else {}
+    restarted_by_itself = []
     for path, (before, now) in changed.items():
         if isinstance(before, dict) and isinstance(now, dict):
             detail = {k: (before.get(k), now.get(k)) for k in set(before) | set(now) if before.get(k) != now.get(k)}
         else:
             detail = (before, now)
-        problems.append(f"GET {path} changed during the run: {detail}")
         try:
             device.restore(path, before)
-            problems.append(f"{path} has now been restored")
         except (RestoreError, AssertionError) as exc:
+            problems.append(f"GET {path} changed during the run: {detail}")
             problems.append(f"{path} could NOT be restored: {exc}")
+            continue
+        if device.outages:  # the device restarted by itself: what its start resets is not the run's doing
+            restarted_by_itself.append(f"GET {path} differed after it: {detail}; put back")
+        else:
+            problems.append(f"GET {path} changed during the run: {detail}")
+            problems.append(f"{path} has now been restored")
+    if restarted_by_itself:
+        notice(f"the device went away by itself during the run ({len(device.outages)} time(s)); "
+               + "; ".join(restarted_by_itself))
     assert not problems, "THE DEVICE IS NOT AS THE RUN FOUND IT:\n" + "\n".join(problems)
 
 

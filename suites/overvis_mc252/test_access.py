@@ -12,15 +12,13 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-import requests
-from requests.adapters import HTTPAdapter
 
 from conformlab import secrets
 from conformlab.auth import salted_sha1
 from conformlab.checks import answer, ids
 from conformlab import near_miss
 from conformlab.profiles import OVERVIS_MC252
-from conformlab.client import expect_json
+from conformlab.client import bounded_session, expect_json
 from conformlab.profiles import MC252_TOKEN_HEADERS
 from conformlab.verdicts import not_verified, requirement
 from suites.overvis_mc252.mc252 import (
@@ -245,30 +243,17 @@ def test_button_gives_guests_level_1_for_10_minutes(device):
 VPN_ADDRESS = "127.0.0.5"
 
 
-class FromAddress(HTTPAdapter):
-    """Sends from a given local address (the emulator sees it as the VPN cloud)."""
-
-    def __init__(self, source: str):
-        self.source = source
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
 @pytest.mark.req("MC252-VPN")
 @pytest.mark.emulator_only("makes requests arrive through the VPN cloud")
 def test_vpn_cloud_requests_get_the_administrator_level(device):
     """No path needs level 2, so level 2 shows as every level-1 path served without a session."""
     device.control("vpn", {"addresses": [VPN_ADDRESS]})
     try:
-        with requests.Session() as vpn:
-            vpn.trust_env = False
-            vpn.mount("http://", FromAddress(VPN_ADDRESS))
+        # Sent from the VPN address (the emulator sees it as the VPN cloud), on the bounded transport.
+        with bounded_session(device.target.timeout, origin=device.client.origin, source_address=VPN_ADDRESS) as vpn:
             for path, body in (("/settings/active/get/", None), ("/card/dir/", {"path": "/"})):
                 url = device.client.url(path)
-                response = vpn.get(url, timeout=10) if body is None else vpn.post(url, json=body, timeout=10)
+                response = vpn.get(url) if body is None else vpn.post(url, json=body)
                 assert response.status_code == 200, f"a request from the VPN cloud must be served without a session: {answer(response)}"
         assert_access_refused(device.client.get(PROTECTED_READ, auth=None), "a guest outside the VPN")
     finally:

@@ -10,6 +10,7 @@ import pytest
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from conformlab.client import deadline_for
 from conformlab.checks import answer, ids
 from conformlab.fuzz import load, require_fuzzable, run_generated
 from conformlab.verdicts import not_verified, requirement
@@ -68,12 +69,15 @@ def test_keep_alive_serves_several_requests_on_one_connection(device):
         connection.connect()
         first_socket = connection.sock
         for number in range(1, 4):
-            try:
-                connection.request("GET", url.path + "/version/", headers={"Connection": "keep-alive"})
-                response = connection.getresponse()
-                response.read()
-            except (http.client.HTTPException, OSError) as exc:
-                raise AssertionError(f"request {number} on the kept-alive connection failed: {type(exc).__name__}: {exc}") from None
+            with deadline_for(connection.sock, device.target.timeout) as deadline:  # bounded, as every exchange
+                try:
+                    connection.request("GET", url.path + "/version/", headers={"Connection": "keep-alive"})
+                    response = connection.getresponse()
+                    body = response.read(device.client.max_answer_bytes + 1)
+                except (http.client.HTTPException, OSError) as exc:
+                    late = f"no complete answer within {device.target.timeout:g} s: " if deadline.expired else ""
+                    raise AssertionError(f"request {number} on the kept-alive connection failed: {late}{type(exc).__name__}: {exc}") from None
+            assert len(body) <= device.client.max_answer_bytes, f"answer {number} is larger than {device.client.max_answer_bytes} bytes"
             assert response.status == 200, f"request {number}: GET /api/version/ answered {response.status}"
             assert not response.will_close, f"answer {number} closes the connection (Connection: {response.getheader('Connection')})"
             assert connection.sock is first_socket, f"request {number} needed a new connection"

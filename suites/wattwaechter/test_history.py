@@ -94,7 +94,9 @@ def test_low_res_days_outside_1_to_31_not_served(device, days):
     response = device.client.get("/history/lowRes", params={"start": utc_day(40), "days": days})
     if 400 <= response.status_code < 500 or response.status_code == 204:
         return
-    assert response.status_code == 200, f"days={days} is outside 1-31: expected a refusal or no data: {answer(response)}"
+    if not device.reading(response.status_code == 200, f"days={days} is outside 1-31, answered {answer(response)}; the "
+                                                        "reading expects a refusal (4xx) or no data (204)"):
+        return
     items = expect_json(response).get("items", [])
     assert len(items) <= 31, f"days is 1-31, but days={days} was answered with {len(items)} daily values"
     device.reading(False, f"days={days} (outside 1-31) was served with {len(items)} daily values; the reading "
@@ -103,7 +105,7 @@ def test_low_res_days_outside_1_to_31_not_served(device, days):
 
 # The document writes the day as YYYY-MM-DD; what a device does with a day that is no calendar date
 # (2025-13-01, 2025-02-30) or no date at all it does not say. Reading: refused (4xx) or no data
-# (204); data for it (200, e.g. after a mktime() roll-over) is a NOTICE. A 5xx is never a reading.
+# (204); anything else (data after a mktime() roll-over, a 5xx) is a NOTICE: no sentence covers it.
 # A missing parameter is not probed: the document does not say the device may not default it.
 @pytest.mark.req("WW-HISTORY-HIGHRES", "WW-HISTORY-LOWRES")
 @pytest.mark.parametrize("path, params", [
@@ -114,7 +116,6 @@ def test_low_res_days_outside_1_to_31_not_served(device, days):
 def test_history_of_a_malformed_day_not_served(device, path, params):
     with requirement("WW-HISTORY-LOWRES") if path.endswith("lowRes") else requirement("WW-HISTORY-HIGHRES"):
         response = device.client.get(path, params=params)
-        assert response.status_code < 500, f"{params}: a malformed day is the client's mistake: {answer(response)}"
         device.reading(400 <= response.status_code < 500 or response.status_code == 204,
                        f"{params} is not a real YYYY-MM-DD date, answered {response.status_code}; the reading "
                        "expects a refusal (4xx) or no data (204)")

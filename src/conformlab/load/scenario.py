@@ -28,20 +28,21 @@ from urllib.parse import urlsplit
 
 import requests
 from locust import HttpUser, LoadTestShape
-from locust.clients import LocustHttpAdapter
 from locust.exception import StopUser
-from urllib3 import PoolManager
+from locust.runners import MasterRunner, WorkerRunner
 
+from conformlab.client import BoundedAdapter, bounded_session
 from conformlab.load import verdicts
 
 TOKEN_ENV = "WW_READ_TOKEN"
 SOURCES_ENV = "WW_SOURCE_ADDRESSES"
 RUN_SECONDS_ENV = "WW_RUN_SECONDS"
 RATE_PATH_ENV = "WW_RATE_PATH"
-REQUEST_TIMEOUT = 10.0  # seconds; a device that does not answer in time counts as "no answer"
+REQUEST_TIMEOUT = 10.0  # seconds for a whole exchange; a device that does not answer in time counts as "no answer"
 MAX_WAIT = 30.0  # longest Retry-After honoured (a broken header must not stall the run)
 WAIT_SLACK = 0.25  # waited beyond Retry-After: the device counts from its own clock
 BODY_CHARS = 200
+RECORDS_MESSAGE = "conformlab-records"  # master/worker mode: a worker's request records, sent at its stop
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,14 @@ def large_paths(today: dt.date | None = None) -> list[str]:
             f"/history/lowRes?start={month_ago.isoformat()}&days=31"]
 
 
-def bind(session: requests.Session, source: str) -> None:
-    """Send this session's requests from `source` (a local address)."""
-    adapter = LocustHttpAdapter(pool_manager=PoolManager(num_pools=4, source_address=(source, 0)))
+def bound(session: requests.Session, source: str) -> None:
+    """Put locust's session on the harness's bounded transport (conformlab.client): every exchange
+    within REQUEST_TIMEOUT, connect to last byte, every answer within the size limit; sent from
+    `source` (a local address) when given."""
+    adapter = BoundedAdapter(REQUEST_TIMEOUT, source_address=source or None)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    session.trust_env = False  # loopback / lab network: no proxies
 
 
 # -- records -----------------------------------------------------------------------------------------
@@ -142,7 +146,7 @@ class DeviceUser(HttpUser):
         sources = source_addresses()
         if sources:
             self.source = sources[next(DeviceUser._sources) % len(sources)]
-            bind(self.client, self.source)
+        bound(self.client, self.source)
         token = read_token()
         if token and self.send_token:
             self.client.headers["Authorization"] = f"Bearer {token}"
@@ -154,7 +158,8 @@ class DeviceUser(HttpUser):
         if RECORDER.sent >= self.max_requests:
             raise StopUser()
         RECORDER.sent += 1
-        self.client.get(path, name=path.split("?")[0], timeout=REQUEST_TIMEOUT,
+        # A redirect is recorded as the answer it is, never followed (locust's get would follow it).
+        self.client.get(path, name=path.split("?")[0], timeout=REQUEST_TIMEOUT, allow_redirects=False,
                         context={"kind": self.kind, "path": path})
 
 
@@ -175,10 +180,7 @@ class BoundedShape(LoadTestShape):
 
 
 def session_for(source: str, token: str | None) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # loopback / lab network: no proxies
-    if source:
-        bind(session, source)
+    session = bounded_session(REQUEST_TIMEOUT, source_address=source or None)
     if token:
         session.headers["Authorization"] = f"Bearer {token}"
     return session
@@ -269,9 +271,20 @@ def install_cli_hooks(scenario: str, events: Any) -> None:
     @events.init.add_listener
     def _init(environment: Any, **_: Any) -> None:
         RECORDER.attach(environment.events)
+        if isinstance(environment.runner, MasterRunner):  # master/worker mode: the workers send their records
+            environment.runner.register_message(RECORDS_MESSAGE, lambda msg, **_: RECORDER.records.extend(msg.data))
+
+    @events.test_stop.add_listener
+    def _hand_over(environment: Any, **_: Any) -> None:
+        # A worker's records go to the master before it reports "stopped": the verdict is the master's.
+        if isinstance(environment.runner, WorkerRunner):
+            records, RECORDER.records = RECORDER.records, []
+            environment.runner.send_message(RECORDS_MESSAGE, records)
 
     @events.quitting.add_listener
     def _quitting(environment: Any, **_: Any) -> None:
+        if isinstance(environment.runner, WorkerRunner):
+            return
         if environment.runner is not None:
             environment.runner.stop()
         RECORDER.records += post_run(scenario, environment.host or "", RECORDER.records,
