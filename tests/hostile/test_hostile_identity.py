@@ -83,3 +83,17 @@ def test_two_targets_naming_one_device_stop_the_run(tmp_path):
     assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
     assert 'targets "one" and "two" name the same device (http://127.0.0.1:8080)' in result.stderr + result.stdout
     assert seconds < 30
+
+
+def test_the_other_targets_go_on(tmp_path):
+    """One target that cannot be tested costs that target only: the good one beside it gets its verdicts."""
+    with start_emulator("esp32-evse") as good, start_emulator("esp32-evse") as other:
+        toml = bench("esp32-evse", good.url, "good") + bench("wcc-lite", other.url, "wrong")
+        result, seconds = run_suites(tmp_path, toml, "good", "wrong")
+    out = result.stdout
+    assert result.returncode == NO_VERDICT, out[-3000:]
+    assert "target wrong: the device at" in out and "is not a WCC Lite" in out, out[-3000:]
+    summary = out[out.index("short test summary info"):]
+    assert summary.count("ERROR ") == 1 and "FAILED" not in summary, summary
+    assert "[good]" not in summary and "passed" in out.splitlines()[-1], out[-2000:]
+    assert seconds < 60
