@@ -34,6 +34,7 @@ import contextlib
 import heapq
 import itertools
 import json as jsonlib
+import re
 import shlex
 import socket
 import threading
@@ -766,7 +767,8 @@ def _connection_problem(exc: Exception) -> str:
     if "BadStatusLine" in text or "RemoteDisconnected" in text and "without response" in text:
         return f"the device answered something that is not HTTP, or closed the connection without answering ({text[:200]})"
     if "Connection refused" in text or "Failed to establish" in text or "Max retries" in text:
-        return f"cannot connect (is the device on and reachable?): {text[:200]}"
+        cause = re.search(r"\[Errno -?\d+\][^'\")]*", text)  # e.g. "[Errno 111] Connection refused", not urllib3's wrapping
+        return f"cannot connect (is the device on and reachable?): {cause.group(0).strip() if cause else text[:200]}"
     return f"connection failed: {text[:200]}"
 
 

@@ -337,7 +337,7 @@ def _identify(dut: DeviceUnderTest) -> None:
     try:
         answer = client.get(path)
     except DeviceError as exc:
-        raise _Unusable(f"target {target.name}: {exc}") from None
+        raise _Unusable(f"target {target.name}: {str(exc).removeprefix(f'{target.name}: ')}") from None
     if answer.status_code in (401, 403):
         raise _Unusable(f"target {target.name}: the device refused the configured credentials ({answer.status_code} on "
                         f"GET {profile.prefix}{path}); check [targets.{target.name}.auth]")

@@ -173,9 +173,15 @@ def _target_wide_cause(row: Row, causes: dict[str, set[str]]) -> str | None:
     """The one target-wide cause this requirement's ERROR comes from, if that is all there is to it."""
     if row.verdict.word != ERROR:
         return None
-    said = {reason.reason.removeprefix("not run: ").removeprefix("setup error: ")
-            for reason in row.verdict.reasons if reason.kind == ERRORED}
-    return said.pop() if len(said) == 1 and said <= causes.get(row.target, set()) else None
+    known = causes.get(row.target, set())
+    said = set()
+    for reason in row.verdict.reasons:
+        if reason.kind != ERRORED:
+            continue
+        text = reason.reason.removeprefix("not run: ").removeprefix("setup error: ").removesuffix("...")
+        # the first check's setup error tells the same cause, cut at another length
+        said |= {cause for cause in known if cause.removesuffix("...").startswith(text) or text.startswith(cause.removesuffix("..."))} or {text}
+    return said.pop() if len(said) == 1 and said <= known else None
 
 
 class HtmlReport:
