@@ -345,7 +345,9 @@ def test_clean_rate_run_outputs(runs):
     result = runs["rate_limit"].result()
     load = [r for r in result.records if r["phase"] == "load"]
     assert {r["source"] for r in result.records} == set(SOURCES)
-    assert 300 <= len(load) <= 1500  # ~40 requests/s for 14 s, under the hard cap
+    # ~40 requests/s for 14 s on an idle machine, under the hard cap; a busy CI machine (the fault
+    # matrices beside it) was seen to reach half of that: still four times the budget of 2.5 per s.
+    assert 150 <= len(load) <= 1500
     # The first window, and (load for 14 s) usually the start of the next one: exactly 50 on an idle
     # machine; a busy one (CI, the fault matrices running beside) may not reach the second window.
     assert 25 <= sum(r["status"] == 200 for r in load) <= 50
