@@ -74,11 +74,6 @@ class DeviceGone(DeviceError):
     """The device did not come back after a restart: nothing more is sent to it in this run."""
 
 
-class DeviceLost(DeviceGone):
-    """The device went away by itself (not after a request that restarts it) and did not come back:
-    no verdict on its conformance (ERROR), nothing more is sent to it."""
-
-
 class DeviceWentAway(DeviceError):
     """The device stopped answering in the middle of a check (a reboot the harness did not cause)
     and answers again: the check saw an outage, not the device's behaviour."""
@@ -627,21 +622,21 @@ class DeviceClient:
             if self._answers():
                 return
             self._wait_until_back(start, f"the device went away during {what} and did not come back within "
-                                         f"{self.restart_timeout:g} s (restart_timeout)", DeviceLost)
+                                         f"{self.restart_timeout:g} s (restart_timeout)")
         finally:
             self._polling = False
         seconds = time.monotonic() - start
         self.note("GET", self.url(self.probe_path), f"the device went away for {seconds:.1f} s (not a restart the harness asked for)")
         raise DeviceWentAway(seconds) from None
 
-    def _wait_until_back(self, start: float, gone: str, error: type[DeviceGone] = DeviceGone) -> None:
+    def _wait_until_back(self, start: float, gone: str) -> None:
         """Poll the probe until the device answers; not within restart_timeout of `start`, it is gone:
-        `gone` says why, nothing more is sent to it, and `error` is raised."""
+        `gone` says why, and nothing more is sent to it."""
         while not self._answers():
             if time.monotonic() - start >= self.restart_timeout:
                 self.gone = gone
                 self.note("GET", self.url(self.probe_path), gone)
-                raise error(secrets.mask(f"{self.name or 'device'}: {gone}")) from None
+                raise DeviceGone(secrets.mask(f"{self.name or 'device'}: {gone}")) from None
             time.sleep(0.5)
 
     def _record(self, response, *args, **kwargs):

@@ -26,6 +26,8 @@ import os
 import re
 from pathlib import Path
 
+from conformlab import secrets
+
 # Lines a run's journal recovery produced, for the report of the check that was set up meanwhile
 # (the plugin takes them as notices; they are also printed at once).
 NOTICES: list[str] = []
@@ -85,24 +87,5 @@ class Journal:
         data = {"target": self.target, "device": self.device, "origin": self.origin, "started": self.started,
                 "written_by": f"conformlab run, pid {os.getpid()}",
                 "values": [{"path": path, "value": value} for path, value in self.values.items()]}
-        write_private(self.path, json.dumps(data, indent=1))
+        secrets.write_private(f"journal/{self.path.name}", json.dumps(data, indent=1))
 
-
-def write_private(path: Path, text: str) -> None:
-    """Replace `path` with `text`, readable only by the user, on disk before returning: a new file
-    (mode 600, fsynced) renamed over the old one, so a run killed at any moment leaves either the
-    old journal or the new one, never half of one."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fresh = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # a leftover file keeps its mode otherwise
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(text.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(fresh, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a power cut
-    finally:
-        os.close(directory)

@@ -196,13 +196,24 @@ def _spans(text: str, index: _Index) -> list[tuple[int, int]]:
 
 
 def write_private(name: str, text: str) -> Path:
-    """Write `text` to ~/.conformlab/<name>, readable only by the user (for secrets a run must hand
-    over, e.g. credentials it could not put back). Never into a report: the caller names the path."""
-    folder = Path.home() / ".conformlab"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = folder / name
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # an older file keeps its mode otherwise
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
+    """Write `text` to ~/.conformlab/<name> (`name` may hold a folder), readable only by the user,
+    on disk before returning: a new file (mode 600, fsynced) renamed over the old one, so a run
+    killed at any moment leaves the old file or the new one, never half of one. For what a run must
+    hand over or keep (credentials it could not put back, re-keyed tokens, the write journal);
+    never a report: the caller names the path."""
+    path = Path.home() / ".conformlab" / name
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fresh = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a leftover file keeps its mode otherwise
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(text.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(fresh, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
     return path

@@ -309,7 +309,7 @@ def judge_phase(item, call, report, ids: list[str], target, cite=lambda rid: rid
 def _phase_outcome(call, report) -> tuple[str | None, str]:
     excinfo = call.excinfo
     if report.failed:
-        if call.when == "call" and not _device_went_away(excinfo):
+        if call.when == "call" and not _exchange_failed(excinfo):
             return FAILED, _first_line(excinfo)
         return ERRORED, f"{call.when} error: {_first_line(excinfo)}"
     if report.skipped:
@@ -324,12 +324,13 @@ def _phase_outcome(call, report) -> tuple[str | None, str]:
     return None, ""
 
 
-def _device_went_away(excinfo) -> bool:
-    """An outage the harness did not cause (twice in one check, or for good): no verdict on the
-    device (ERROR)."""
-    from conformlab.client import DeviceLost, DeviceWentAway
+def _exchange_failed(excinfo) -> bool:
+    """The exchange with the device failed (no complete answer in time, an answer past the size
+    limit, a connection that broke, the device gone or away twice): no sentence of a document is
+    judged by that, so it is no verdict on the device (ERROR), never a FAIL."""
+    from conformlab.client import DeviceError
 
-    return excinfo is not None and isinstance(excinfo.value, DeviceWentAway | DeviceLost)
+    return excinfo is not None and isinstance(excinfo.value, DeviceError)
 
 
 def _first_line(excinfo) -> str:
