@@ -161,7 +161,7 @@ def test_construction_refuses_bad_options():
         OvervisMc252Emulator(auth={"login": "", "password": "x"})
     with pytest.raises(ValueError, match="token_header"):
         OvervisMc252Emulator(token_header="X-Token")
-    assert OvervisMc252Emulator.NAME == "overvis-mc252" and OvervisMc252Emulator.AUTH_KEYS == ("login", "password")
+    assert OvervisMc252Emulator.NAME == "overvis-mc252" and OvervisMc252Emulator().AUTH_KEYS == ("login", "password")
 
 
 def test_factory_credentials_without_auth():
@@ -314,9 +314,10 @@ def call(emu, method: str, path: str, token: str | None = None, header: str = "A
 
 def test_level_0_paths_are_open_and_level_1_paths_refused_to_guests(emu):
     before = counters(emu)
-    for (method, path), route in ROUTES.items():
+    for route in ROUTES:
+        method, path = route.method, route.path
         response = call(emu, method, path)
-        if route.level == 0:
+        if route.access == 0:
             assert response.status_code in (200, 401) and response.json().get("error") != "unauthorized", path
         else:
             assert_envelope(response, 401, "unauthorized")
@@ -329,7 +330,8 @@ def test_level_0_paths_are_open_and_level_1_paths_refused_to_guests(emu):
 
 def test_level_1_paths_accepted_after_login(emu):
     token = login(emu)
-    for (method, path), route in ROUTES.items():
+    for route in ROUTES:
+        method, path = route.method, route.path
         if path in ("/cmd/logout/", "/cmd/reboot/", "/login/", "/cmd/memory/card_eject/", "/cmd/settings/reset/",
                     "/cmd/settings/import/", "/cmd/updates/program/"):
             continue  # these end the session, restart the device or unmount the card; covered elsewhere

@@ -21,7 +21,8 @@ import requests
 from conformlab.emulators import EMULATORS, start_emulator
 from conformlab.emulators import wattwaechter as ww_module
 from conformlab.emulators.wattwaechter import (
-    DEVICE_ID, FAULTS, FIRMWARE, HEAP_CRITICAL, NEAR_MISS_FAULTS, RateLimiter, WattwaechterEmulator)
+    BEYOND_THE_DOCUMENT, DEVICE_ID, DOCUMENTED, FAULTS, FIRMWARE, HEAP_CRITICAL, NEAR_MISS_FAULTS, RateLimiter,
+    WattwaechterEmulator)
 from vendor_docs import assert_faults_quote_the_documents
 from emulator_controls import control
 import ww_emulator
@@ -121,6 +122,17 @@ def test_registered_and_starts():
 def test_bad_auth_refused(auth, word):
     with pytest.raises(ValueError, match=word):
         start_emulator("wattwaechter", auth=auth)
+
+
+def test_routes_are_the_schema_and_what_lies_beyond_it():
+    """The documented routes are the schema's operations with the schema's access; the routes beyond
+    the document (the vendor client's extra calls) are not in the schema, so no check judges them."""
+    from conformlab.schema import device_schema
+
+    schema = device_schema("wattwaechter")
+    assert {(route.method, route.path): route.access for route in DOCUMENTED} == {
+        (op.method, op.path): op.extension.get("access") for op in schema.operations}
+    assert not [route for route in BEYOND_THE_DOCUMENT if schema.match(route.method, route.path)]
 
 
 def test_fault_catalogue_quotes_the_documents():
@@ -669,7 +681,7 @@ def test_controls_validate_their_payloads(emu):
     for name, payload in [("budget", {"reset": False}), ("heap", {"free": -1}), ("heap", {"free": "x"}),
                           ("heap", {"sendRate": 0}), ("advance", {"seconds": -5}), ("latest", {"clear": 1}),
                           ("history", {"first_day": "2023-12-31"}), ("history", {"first_day": "x"}),
-                          ("ota", {"available": 1}), ("tokens", {"read_token": ""})]:
+                          ("ota", {"available": 1}), ("tokens", {"read_token": ""}), ("setup", {"complete": 1})]:
         response = requests.post(f"{emu.url}/__emulator__/{name}", json=payload, timeout=5)
         assert response.status_code == 400, (name, payload)
     control(emu, "tokens", {"read_token": "r1", "write_token": "w1", "api_auth_required": True})
@@ -827,6 +839,16 @@ def test_restart_is_waited_out_by_the_client(authed):
     assert client.post("/system/reboot", json=None, headers=W).status_code == 200
     assert authed.emulator.restarts == 1 and not authed.emulator.down  # it went down and came back
     assert client.get("/settings", headers=R).status_code == 200
+
+
+def test_restart_control_is_a_power_cycle(emu):
+    """The core's restart control: down at once, back after boot_seconds, started as from power on."""
+    reboots = get(emu, "/settings").json()["rebootsTotal"]
+    assert control(emu, "restart", {"boot_seconds": 0.3}) == {"bootSeconds": 0.3}
+    restarted(emu, 0)
+    assert get(emu, "/settings").json()["rebootsTotal"] == reboots + 1
+    assert "started (power on)" in get(emu, "/logs/persistent").text.splitlines()[-1]
+    assert control(emu, "counters", method="GET")["reboots"] == 0  # no reboot was asked of the API
 
 
 def test_reset_calls_off_a_restart(emu):

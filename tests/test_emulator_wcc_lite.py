@@ -14,24 +14,25 @@ import requests
 
 from conformlab.emulators.server import serve
 from conformlab.emulators.wcc_lite import (
-    BY_ALIAS, DEVICES, ENDPOINTS, FAULTS, FIRMWARE, NEAR_MISS_FAULTS, MalformedMultipart, WccLiteEmulator, build_image,
+    BY_ALIAS, DESCRIPTIONS, DEVICES, ENDPOINTS, FAULTS, FIRMWARE, NEAR_MISS_FAULTS, WccLiteEmulator, build_image,
     build_workbook, disabled_endpoints_problem, format_value, house_kw, image_is_valid, inverter_kw,
-    inverter_kwh, parse_multipart, poll_time, tag_reading, workbook_sheets)
+    inverter_kwh, poll_time, tag_reading, workbook_sheets)
 from vendor_docs import assert_faults_quote_the_documents
 from emulator_controls import control, counters
 
 API_KEY = "conformlab-wcc-key-1"  # >= 12 characters, as the web UI requires
 OTHER_KEY = "another-key-0815"
 UNAUTHORIZED = {"error": "Unauthorized access."}
-GET_PATHS = [path for path, endpoint in ENDPOINTS.items() if endpoint.method == "GET"]
-POST_PATHS = [path for path, endpoint in ENDPOINTS.items() if endpoint.method == "POST"]
+METHODS = {"/api" + path: method for method, path, _, _ in ENDPOINTS}  # full path -> its method
+GET_PATHS = [path for path, method in METHODS.items() if method == "GET"]
+POST_PATHS = [path for path, method in METHODS.items() if method == "POST"]
 LOCAL = 2 * 3600
 
 
 def start(faults=(), auth=True, disabled=(), reading="default", restart_delay=60.0, boot_seconds=2.0):
     """An emulator on loopback. A started upgrade restarts it `restart_delay` seconds later: long by
     default, so that tests about other things never meet the outage (stopping cancels the restart)."""
-    emulator = WccLiteEmulator(faults=faults, auth={"api_key": API_KEY} if auth else None, disabled=disabled)
+    emulator = WccLiteEmulator(faults=faults, auth={"api_key": API_KEY} if auth else None, disabled_endpoints=disabled)
     emulator.reading = reading
     emulator.upgrade_restart_delay = restart_delay
     emulator.boot_seconds = boot_seconds
@@ -116,7 +117,7 @@ def test_registered_in_the_emulator_registry():
 
 
 def test_class_attributes():
-    assert WccLiteEmulator.NAME == "wcc-lite" and WccLiteEmulator.AUTH_KEYS == ("api_key",)
+    assert WccLiteEmulator.NAME == "wcc-lite" and WccLiteEmulator().AUTH_KEYS == ("api_key",)
     with start() as running:
         assert requests.get(running.url + "/__emulator__/", timeout=5).json() == {"device": "wcc-lite", "faults": []}
 
@@ -126,10 +127,10 @@ def test_class_attributes():
     ({"auth": {"token": "x" * 12}}, "unknown auth key"),
     ({"auth": {"api_key": "short-key"}}, "at least 12"),  # "equal to or longer than 12 characters"
     ({"auth": {"api_key": "has a space!"}}, "without spaces"),
-    ({"auth": {"api_key": 123456789012}}, "at least 12"),
-    ({"disabled": ["/api/nope"]}, "not documented"),
-    ({"disabled": ["/sysupgrade"]}, "not documented"),  # paths carry the /api prefix
-    ({"disabled": [1]}, "list of endpoint paths"),
+    ({"auth": {"api_key": 123456789012}}, "must be a string"),
+    ({"disabled_endpoints": ["/api/nope"]}, "not documented"),
+    ({"disabled_endpoints": ["/sysupgrade"]}, "not documented"),  # paths carry the /api prefix
+    ({"disabled_endpoints": [1]}, "list of endpoint paths"),
 ])
 def test_constructor_refuses_bad_arguments(kwargs, word):
     with pytest.raises(ValueError, match=word):
@@ -173,8 +174,8 @@ def test_every_get_endpoint_answers_strings(emu):
 
 def test_actions_lists_the_enabled_endpoints(emu):
     actions = get(emu, "/actions").json()
-    assert [a["path"] for a in actions["actions"]] == list(ENDPOINTS)
-    assert actions["total_actions"] == str(len(ENDPOINTS))
+    assert [a["path"] for a in actions["actions"]] == list(DESCRIPTIONS)
+    assert actions["total_actions"] == str(len(DESCRIPTIONS))
     assert actions["actions"][0] == {"path": "/api/version", "description": "Version of the API"}
     control(emu, "disabled", {"disabled": ["/api/sysupgrade", "/api/sync"]})
     actions = get(emu, "/actions").json()
@@ -229,8 +230,7 @@ def test_unknown_paths(emu):
 
 
 def test_auth_on_every_endpoint(emu):
-    for path in ENDPOINTS:
-        method = ENDPOINTS[path].method
+    for path, method in METHODS.items():
         for key in (None, "wrong", ""):
             response = call(emu, method, path[len("/api"):], key=key)
             assert response.status_code == 401, (path, key)
@@ -244,7 +244,7 @@ def test_auth_on_every_endpoint(emu):
                 for headers in ({"APIKEY": API_KEY}, {"apiKey": API_KEY.upper()}, {"apiKey": API_KEY[:-1]},
                                 {"Authorization": API_KEY})]
     assert statuses == [200, 401, 401, 401]
-    assert counters(emu)["unauthorized"] == 3 * len(ENDPOINTS) + 3
+    assert counters(emu)["unauthorized"] == 3 * len(METHODS) + 3
 
 
 def test_auth_off_requests_pass_without_key(open_emu):
@@ -408,28 +408,6 @@ def test_hand_made_multipart_bodies(emu):
     assert_error(post(body, "multipart/mixed; boundary=b0undary"), 400, "Missing field device_alias")
 
 
-def test_parse_multipart():
-    body = (b"--xyz\r\nContent-Disposition: form-data; name=\"device_alias\"\r\n\r\nINV1\r\n"
-            b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a b.sysupgrade\"\r\n"
-            b"Content-Type: application/octet-stream\r\n\r\n\r\n--xy\x00\xff\r\n"
-            b"--xyz\r\nContent-Disposition: form-data; name=\"f2\"; filename*=UTF-8''%C3%A4.xlsx\r\n\r\n\r\n"
-            b"--xyz\r\nContent-Disposition: attachment; name=\"ignored\"\r\n\r\nx\r\n"
-            b"--xyz\r\n\r\nno headers\r\n"
-            b"--xyz--")
-    parts = parse_multipart(body, "multipart/form-data; boundary=xyz")
-    assert set(parts) == {"device_alias", "file", "f2"}
-    assert parts["device_alias"].text == "INV1" and parts["device_alias"].filename is None
-    assert parts["file"].filename == "a b.sysupgrade" and parts["file"].content == b"\r\n--xy\x00\xff"
-    assert parts["f2"].filename == "ä.xlsx" and parts["f2"].content == b""
-    for bad_body, ctype in [(body, "multipart/form-data"), (b"no boundary here", "multipart/form-data; boundary=xyz"),
-                            (body.replace(b"--xyz--", b""), "multipart/form-data; boundary=xyz"),
-                            (b"--xyz\r\nContent-Disposition form-data\r\n\r\nx\r\n--xyz--",
-                             "multipart/form-data; boundary=xyz"),
-                            (b"--xyzjunk\r\n\r\nx\r\n--xyz--", "multipart/form-data; boundary=xyz")]:
-        with pytest.raises(MalformedMultipart):
-            parse_multipart(bad_body, ctype)
-
-
 # ---------------------------------------------------------------------------------------------
 # Disabled endpoints
 
@@ -449,11 +427,11 @@ def test_disabled_at_start_and_by_control():
 
 
 def test_every_endpoint_can_be_disabled(emu):
-    control(emu, "disabled", {"disabled": list(ENDPOINTS)})
-    for path, endpoint in ENDPOINTS.items():
+    control(emu, "disabled", {"disabled": list(METHODS)})
+    for path, method in METHODS.items():
         kw = {"files": {"device_alias": (None, "INV1"), "signal_alias": (None, "P"),
-                        "file": ("f", build_image())}} if endpoint.method == "POST" else {}
-        response = call(emu, endpoint.method, path[len("/api"):], **kw)
+                        "file": ("f", build_image())}} if method == "POST" else {}
+        response = call(emu, method, path[len("/api"):], **kw)
         assert_error(response, 404, "Not found")  # no 2xx, no data
     assert counters(emu)["upgradesStarted"] == counters(emu)["syncUploads"] == 0
 

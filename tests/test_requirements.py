@@ -14,10 +14,23 @@ from conformlab.requirements import all_requirements
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shared_check_requirements(profile) -> set[str]:
+    """The requirement IDs the shared checks (suites/common) carry for the device: its access
+    matrix's cases and its load scenarios' aspects, from its profile."""
+    from suites.common import access
+    from suites.common.test_load import heap_aspects, rate_aspects
+
+    ids = {rid for check in (access.cases(profile).values() if profile.access else ()) for rids in check.values() for rid in rids}
+    for aspect in rate_aspects(profile) + heap_aspects(profile):
+        ids.update(rid for mark in aspect.marks for rid in mark.args)
+    return ids
+
+
 @pytest.mark.parametrize("device", sorted(PROFILES))
 def test_every_requirement_has_a_check(device):
     suite = ROOT / "suites" / PROFILES[device].suite
     used = set(re.findall(r'"([A-Z][A-Z0-9]*-[A-Z0-9-]+)"', "\n".join(p.read_text() for p in suite.glob("test_*.py"))))
+    used |= shared_check_requirements(PROFILES[device])
     documented = {rid for rid, req in all_requirements().items() if req.device == device}
     assert documented, f"{device} has no requirements.yaml"
     assert documented <= used, f"requirements no check verifies: {sorted(documented - used)}"

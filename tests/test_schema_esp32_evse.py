@@ -210,7 +210,9 @@ def test_x_conformlab_destructive_set(doc):
     found = set()
     for method, path, op in _operations(doc):
         ext = op["x-conformlab"]
-        assert set(ext) <= {"destructive", "reads", "field", "restarts", "restart_within"}, f"{method} {path}: {ext}"
+        assert set(ext) <= {"access", "destructive", "reads", "field", "restarts", "restart_within"}, f"{method} {path}: {ext}"
+        # "As soon as a non-empty credential pair is stored, all endpoints require it": one grant, "user".
+        assert ext["access"] == "user", f"{method} {path}"
         if "destructive" in ext:
             assert isinstance(ext["destructive"], str) and ext["destructive"].strip()
             found.add((method, path))

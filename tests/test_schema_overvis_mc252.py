@@ -36,6 +36,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiv
 
 doc, registry, st_schema = schema_fixtures(SCHEMA_PATH)
 
+# The schema's x-conformlab access (the access matrix's vocabulary) of each of the document's levels.
+LEVEL = {"none": 0, "level-1": 1, "level-2": 2}
 # The document's two tables: the first (reads) GET, the second (commands) POST; the access level column.
 DOCUMENTED_LEVEL = {
     ("GET", "/version/"): 0,
@@ -153,13 +155,15 @@ def test_every_documented_operation_and_nothing_else(doc):
 
 
 def test_the_emulator_routes_are_the_schemas():
-    assert {key: route.level for key, route in ROUTES.items()} == DOCUMENTED_LEVEL
+    assert {(route.method, route.path): route.access for route in ROUTES} == DOCUMENTED_LEVEL
 
 
 def test_the_harness_schema_loader_reads_it():
     schema = DeviceSchema(SCHEMA_PATH)
     assert {(op.method, op.path) for op in schema.operations} == set(DOCUMENTED_LEVEL)
-    assert {(op.method, op.path): op.extension["level"] for op in schema.operations} == DOCUMENTED_LEVEL
+    assert {(op.method, op.path): LEVEL[op.extension["access"]] for op in schema.operations} == DOCUMENTED_LEVEL
+    assert {(op.method, op.path): op.access for op in schema.operations} == {
+        key: ("level-1",) if level else () for key, level in DOCUMENTED_LEVEL.items()}
     assert {(op.method, op.path) for op in schema.operations if op.destructive} == DESTRUCTIVE
     assert {(op.method, op.path) for op in schema.operations if not op.fuzz} == NOT_FUZZED
     assert {(op.method, op.path): op.reads for op in schema.operations if op.reads} == READS
@@ -171,11 +175,11 @@ def test_the_harness_schema_loader_reads_it():
 def test_x_conformlab_keys(doc):
     for method, path, op in _operations(doc):
         ext = op["x-conformlab"]
-        assert set(ext) <= {"level", "destructive", "reads", "fuzz", "written_by", "restarts", "restart_within"}, f"{method} {path}: {ext}"
+        assert set(ext) <= {"access", "destructive", "reads", "fuzz", "written_by", "restarts", "restart_within"}, f"{method} {path}: {ext}"
         if "restarts" in ext:  # a restart is never fuzzed (each one ends the run's session) and is destructive
             assert isinstance(ext["restarts"], str) and ext["restarts"].strip() and ext.get("fuzz") is False, f"{method} {path}"
             assert "destructive" in ext, f"{method} {path}"
-        assert ext["level"] in (0, 1, 2)
+        assert ext["access"] in LEVEL
         if "destructive" in ext:
             assert isinstance(ext["destructive"], str) and len(ext["destructive"].strip()) > 20
         if "fuzz" in ext:
@@ -197,7 +201,7 @@ def test_security_follows_the_level(doc):
                                            "name": "Authorized"}
     assert "Authorized" in schemes["bearerAuth"]["description"] + schemes["authorizedHeader"]["description"]
     for method, path, op in _operations(doc):
-        level = op["x-conformlab"]["level"]
+        level = LEVEL[op["x-conformlab"]["access"]]
         expected = [{}] if level == 0 else [{"bearerAuth": []}, {"authorizedHeader": []}]
         assert op["security"] == expected, f"{method} {path}"
 
@@ -216,7 +220,7 @@ def test_operation_ids_summaries_tags(doc):
 def test_summaries_are_the_documents_purposes(doc):
     text = DOCUMENT_PATH.read_text(encoding="utf-8")
     for method, path, op in _operations(doc):
-        assert f"{op['summary']}{'🟩' if op['x-conformlab']['level'] == 0 else '🟨'}" in text, f"{method} {path}"
+        assert f"{op['summary']}{'🟩' if op['x-conformlab']['access'] == 'none' else '🟨'}" in text, f"{method} {path}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -228,7 +232,7 @@ def test_responses_per_operation(doc):
         expected = {"200"} | SPECIAL_CODES.get((method, path), set())
         if method == "POST":
             expected.add("400")  # malformed JSON at least
-        if op["x-conformlab"]["level"] >= 1:
+        if LEVEL[op["x-conformlab"]["access"]] >= 1:
             expected.add("401")
         if (method, path) == ("POST", "/login/"):
             expected.add("401")

@@ -4,8 +4,9 @@ emulator is wrong.
 
 Covered: every read call the client offers (without tokens and with the READ token), a settings
 write with the WRITE token, the client's auth errors (no/wrong token, READ token on every write
-call), two-phase token renewal, and the client's own 429/503 handling with the real Retry-After
-waits (the four Retry-After scenarios run at the same time on emulators of their own, so their
+call), two-phase token renewal, the three calls beyond the document (selftest, setup_token,
+mqtt_status: served for integrations built on the client, judged by no check), and the client's own
+429/503 handling with the real Retry-After waits (the four Retry-After scenarios run at the same time on emulators of their own, so their
 waits overlap: the file takes ~15 s, not ~45 s).
 
 The client sends ONE token with every call that needs auth (none on /system/alive and
@@ -35,11 +36,13 @@ from aio_wattwaechter import (
     LedColor,
     LedStatus,
     Medium,
+    MqttState,
+    MqttStatus,
+    SelfTestResult,
     Wattwaechter,
     WattwaechterAuthenticationError,
     WattwaechterBadRequestError,
     WattwaechterConnectionError,
-    WattwaechterNotFoundError,
     WattwaechterRateLimitError,
 )
 
@@ -61,9 +64,9 @@ READ_METHODS = {"alive", "system_info", "led", "wifi_scan", "timezones", "meter_
 OPEN_METHODS = {"alive", "wifi_scan"}  # "—" in the document's Auth column; the client sends no token
 WRITE_METHODS = {"reboot", "update_settings", "generate_tokens", "confirm_tokens", "mqtt_ca_upload",
                  "mqtt_ca_delete", "cloud_pair", "cloud_unpair", "ota_start"}
-# Calls for endpoints that none of the document's tables lists; the emulator emulates the document,
-# so it answers them 404 like any unknown path, and the client raises WattwaechterNotFoundError.
-NOT_IN_THE_DOCUMENT = {"selftest": "POST /system/selftest", "setup_token": "GET /setup/token",
+# Calls for endpoints that none of the document's tables lists; the emulator serves them beyond the
+# document (wattwaechter.BEYOND_THE_DOCUMENT), for integrations built on the client.
+BEYOND_THE_DOCUMENT = {"selftest": "POST /system/selftest", "setup_token": "GET /setup/token",
                        "mqtt_status": "GET /mqtt/status"}
 
 
@@ -228,7 +231,7 @@ def test_client_inventory_is_complete():
     version with a new call fails here, so that it is not forgotten."""
     public = {name for name, member in inspect.getmembers(Wattwaechter, inspect.iscoroutinefunction)
               if not name.startswith("_")} - {"close"}
-    groups = [READ_METHODS, WRITE_METHODS, set(NOT_IN_THE_DOCUMENT)]
+    groups = [READ_METHODS, WRITE_METHODS, set(BEYOND_THE_DOCUMENT)]
     assert sum(len(group) for group in groups) == len(set().union(*groups))  # disjoint
     assert public == set().union(*groups)
     assert set(WRITE_CALLS) == WRITE_METHODS and OPEN_METHODS <= READ_METHODS
@@ -278,22 +281,98 @@ def test_no_data_answers_204(emu):
     asyncio.run(go())
 
 
-@pytest.mark.parametrize("method", sorted(NOT_IN_THE_DOCUMENT))
-def test_calls_outside_the_document(emu, authed, method):
-    """selftest, setup_token and mqtt_status call endpoints that the document's tables do not
-    list. The emulator emulates the document and answers them 404 like any unknown path (route
-    before auth, so also with auth on and without a token): the client raises
-    WattwaechterNotFoundError (for selftest its docstring names the same error for gas/water
-    devices). Nothing in the document says what these endpoints answer, so nothing more is checked."""
+# ---------------------------------------------------------------------------------------------
+# Beyond the document: selftest, setup_token and mqtt_status call endpoints that none of the
+# document's tables lists. The emulator serves them in the form the client's models parse (so that
+# integrations built on the client can be developed against it); no check judges them, and these
+# tests only show that the client takes the answers and that they agree with the device's state.
 
-    async def go(running, token):
+
+def test_the_emulator_serves_the_calls_beyond_the_document():
+    from conformlab.emulators.wattwaechter import BEYOND_THE_DOCUMENT as ROUTES_BEYOND
+
+    assert {f"{route.method} {route.path}" for route in ROUTES_BEYOND} == set(BEYOND_THE_DOCUMENT.values())
+
+
+def test_selftest_and_mqtt_status_follow_the_settings(emu):
+    """selftest -> SelfTestResult; mqtt_status -> MqttStatus, from the MQTT settings: connected
+    while a broker is set, OFF when disabled, FAILED when enabled without a broker host."""
+
+    async def go():
+        refill(emu)
+        async with client(emu, max_retries=1) as c:
+            result = await c.selftest()
+            assert isinstance(result, SelfTestResult)
+            assert result.success is True and result.result and result.message
+            status = await c.mqtt_status()
+            assert isinstance(status, MqttStatus) and status.state is MqttState.CONNECTED and status.connected
+            mqtt = (await c.settings()).mqtt
+            assert (status.enabled, status.host, status.port, status.client_id, status.use_tls) == (
+                mqtt.enable, mqtt.host, mqtt.port, mqtt.client_id, mqtt.use_tls)
+            assert (status.last_error, status.last_error_message, status.reconnect_attempts) == (0, "", 0)
+            await c.update_settings({"mqtt": {"enable": False}})
+            off = await c.mqtt_status()
+            assert (off.enabled, off.state, off.connected) == (False, MqttState.OFF, False)
+            await c.update_settings({"mqtt": {"enable": True, "host": "", "port": 8883, "use_tls": True}})
+            failed = await c.mqtt_status()
+            assert (failed.state, failed.host, failed.port, failed.use_tls) == (MqttState.FAILED, "", 8883, True)
+            assert failed.last_error != 0 and failed.last_error_message and not failed.connected
+
+    asyncio.run(go())
+    assert counters(emu)["selfTests"] == 1
+
+
+def test_selftest_and_mqtt_status_need_a_token_with_auth_on(authed):
+    """The client sends its one token: READ and WRITE tokens are served, none or a wrong one is
+    refused (401) and the self-test does not run."""
+
+    async def go():
+        refill(authed)
+        for token in (READ_TOKEN, WRITE_TOKEN):
+            async with client(authed, token, max_retries=1) as c:
+                assert (await c.selftest()).success is True
+                assert (await c.mqtt_status()).connected is True
+        for token in (None, "WRONG0123456789ABCDE"):
+            async with client(authed, token, max_retries=1) as c:
+                for call in (c.selftest, c.mqtt_status):
+                    with pytest.raises(WattwaechterAuthenticationError, match=UNAUTHORIZED):
+                        await call()
+
+    asyncio.run(go())
+    assert counters(authed)["selfTests"] == 2
+
+
+def test_setup_token_only_before_the_first_wifi_connection(emu, authed):
+    """The client sends no token on setup_token. A device that has been set up (the emulator's state
+    at start) answers 403, which the client raises as an auth error; before its first WiFi connection
+    (control `setup`) it hands out its active tokens as {"readToken", "writeToken"}."""
+
+    async def setup_token(running, token=None):
         async with client(running, token, max_retries=1) as c:
-            with pytest.raises(WattwaechterNotFoundError):
-                await getattr(c, method)()
+            return await c.setup_token()
 
-    asyncio.run(go(emu, None))
-    asyncio.run(go(authed, None))
-    asyncio.run(go(authed, WRITE_TOKEN))
+    async def refused(running, token=None):
+        with pytest.raises(WattwaechterAuthenticationError, match=FORBIDDEN):
+            await setup_token(running, token)
+
+    for running in (emu, authed):
+        refill(running)
+        asyncio.run(refused(running))
+        asyncio.run(refused(running, READ_TOKEN))  # a token changes nothing: the client does not send it
+        control(running, "setup", {"complete": False})
+        tokens = asyncio.run(setup_token(running))  # (an assert would show them)
+        assert set(tokens) == {"readToken", "writeToken"}
+        active = control(running, "tokens", method="GET")
+        handed = same_secret(tokens["readToken"], active["read_token"]) and same_secret(
+            tokens["writeToken"], active["write_token"])
+        assert handed, "setup_token did not hand out the device's active tokens"
+        control(running, "setup", {"complete": True})
+        asyncio.run(refused(running))
+
+    async def read_with_the_handed_out_token():  # `tokens`: authed's, the last in the loop
+        async with client(authed, tokens["readToken"], max_retries=1) as c:
+            return await c.settings()
+    assert asyncio.run(read_with_the_handed_out_token()).api_auth_required is True
 
 
 # ---------------------------------------------------------------------------------------------

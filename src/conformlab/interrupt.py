@@ -117,7 +117,7 @@ class Interruption:
         os._exit(pytest.ExitCode.INTERRUPTED)
 
     def _restore_hint(self) -> str:
-        from conformlab.plugin import TARGETS  # the plugin imports this module
+        from conformlab.plugin.options import TARGETS  # the plugin imports this module
 
         names = [t.name for t in self.config.stash.get(TARGETS, []) if not t.emulator]
         if not names:

@@ -41,7 +41,7 @@ _DEPTH = 12  # a failure text's structure (chain, traceback, entry, arguments) i
 def mask_report(report) -> None:
     """Mask every text a test or collection report carries: the longrepr of any kind (a string, a
     skip's tuple, pytest's exception representations, in place), sections, properties, extras,
-    xfail reasons and what plugins store on it. The node id is left alone: masked once at collection,
+    xfail reasons and what plugins store on it. The node id is left alone: masked where it is made (conformlab.plugin.collection),
     it must stay the item's on every xdist worker."""
     for name, value in list(vars(report).items()):
         if name not in ("nodeid", "keywords"):

@@ -7,22 +7,60 @@ means for the end-of-run check. Suites never hard-code how to authenticate.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
+from secrets import token_hex
 from dataclasses import dataclass, field
 from typing import Callable
 
 from requests.auth import AuthBase
 
 from conformlab import near_miss
-from conformlab.auth import HeaderKeyAuth, SaltLoginSession, basic_auth, bearer_levels
+from conformlab.auth import BasicAuth, BearerAuth, HeaderKeyAuth, SaltLoginSession, basic_auth, bearer_levels
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A documented answer that turns requests away for a while, as the document prints it. A part
+    the document does not give (None) is not judged."""
+
+    status: int
+    retry_after: int | None = None  # the Retry-After value, whole seconds
+    body: str | None = None  # the JSON body as printed; compared parsed (spacing is free)
+    content_type: str = "application/json"
+    requirement: str = ""  # the requirement ID whose sentence shows this answer
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Heap-style protection: short of a resource, the device refuses new requests for a while and
+    stays up. The heap scenario (load/heap.py) provokes it with concurrent requests for the largest
+    documented answers while it polls the health check, then retries after the advertised delay."""
+
+    name: str  # as the document calls it ("heap protection")
+    condition: str  # when the device refuses, in the document's words
+    refusal: Refusal
+    large_paths: Callable[[datetime.date], tuple[str, ...]]  # GETs of the largest answers, from today (UTC)
+    health_path: str  # the documented health check, polled throughout the load
+    health_open: bool = False  # the health check needs no credentials
+    requirement: str = ""  # the sentence that the device stays up and a retry succeeds
 
 
 @dataclass(frozen=True)
 class RateBudget:
-    """The device's documented request budget: `requests` per `seconds`, device-wide."""
+    """The device's documented request budget: `requests` per `seconds`, device-wide (every client
+    shares it). The client paces every check under it; the load scenarios (conformlab.load) spend it
+    on purpose and judge the answers over it. A device without one gets no load checks."""
 
     requests: int
     seconds: float
+    requirement: str = ""  # the sentence that states the budget
+    shared_requirement: str = ""  # the sentence that every client shares it
+    over_limit: Refusal | None = None  # the documented answer over the budget
+    retry_requirement: str = ""  # the sentence that a client that waits Retry-After is served again
+    path: str = ""  # the rate scenario's request: a cheap documented GET the budget covers
+    level: str | None = None  # the access level (auth_levels) the scenarios send with; None: make_auth
+    protection: Protection | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +73,63 @@ class Identity:
     keys: tuple[str, ...]
 
 
+# -- the access matrix (suites/common/test_access.py) ------------------------------------------------
+
+# The kinds of role: no credential, a credential the device does not know, one of the target's.
+ANONYMOUS, UNKNOWN, HOLDER = "anonymous", "unknown", "holder"
+
+
+@dataclass(frozen=True)
+class Role:
+    """Who sends a request in the access matrix, and the grants it holds: the names the schemas'
+    `x-conformlab.access` gives an operation (a level, a token kind, a permission). A role holding
+    every grant an operation needs is served; any other is refused. The name is the test id: never
+    a secret."""
+
+    name: str
+    kind: str  # ANONYMOUS, UNKNOWN or HOLDER
+    grants: dict[str, str] = field(default_factory=dict, compare=False)  # grant -> the requirement saying it is held
+    # UNKNOWN: the made-up credential, from the target's [auth]. HOLDER: its credential from the
+    # target's [auth] (None: the target names none), or no function: the run's own credentials (the
+    # client's auth strategy, e.g. its login session).
+    credential: Callable[[dict[str, str]], AuthBase | None] | None = None
+
+    def holds(self, needs: tuple[str, ...]) -> bool:
+        return set(needs) <= set(self.grants)
+
+
+@dataclass(frozen=True)
+class AccessRefusal:
+    """How the device turns a request away, in its document's words, with the requirement each part
+    evidences. (Not `Refusal`: that is the answer over a rate budget.)"""
+
+    statuses: tuple[int, ...]  # the answer's status is one of these
+    requirement: str  # that the request is refused, with one of these statuses
+    form: str = ""  # the requirement of the answer's form: headers, body ("": requirement)
+    unchanged: str = ""  # the requirement that a refused request has no effect ("": requirement)
+    headers: dict[str, str] = field(default_factory=dict, compare=False)  # exact values the document gives
+    body: str | None = None  # the schema component the JSON body matches (its reading marks: notices elsewhere)
+    json_documented: bool = True  # the document says the body is JSON (False: only this project's reading)
+    hint: str = ""  # what else explains a request served that should have been refused
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(rid for rid in (self.requirement, self.form, self.unchanged) if rid))
+
+
+@dataclass(frozen=True)
+class Access:
+    """The device's part of the access matrix as data: its roles and how it refuses them. (The
+    request each operation gets is the suite's: suites/<suite>/access.py.)"""
+
+    roles: tuple[Role, ...]
+    refused: AccessRefusal  # no credential, or one the device does not know
+    lacking: AccessRefusal | None = None  # a known credential without a grant the operation needs
+    login: AccessRefusal | None = None  # a login the device must refuse (near misses of a salt login)
+    auth_off: str = ""  # the requirement that a target without credentials is served everything ("": never)
+    open_operations: str = ""  # the requirement that an operation needing nothing is served without credentials
+
+
 @dataclass(frozen=True)
 class DeviceProfile:
     name: str  # the `device` value in targets.toml
@@ -43,6 +138,7 @@ class DeviceProfile:
     schema: str  # file under schemas/
     suite: str  # folder under suites/
     document: str  # the vendor document under shared/docs
+    emulator: str  # "module:Class" of the bundled emulator, under conformlab.emulators
     auth_keys: frozenset[str]  # keys allowed in [targets.<name>.auth]
     make_auth: Callable[[dict[str, str]], AuthBase | None]  # the target's default credentials
     check_auth: Callable[[dict[str, str]], str | None] = lambda auth: None
@@ -57,6 +153,7 @@ class DeviceProfile:
     # Credentials that are almost the configured ones, which the device must refuse like wrong ones:
     # the family of the device's way of presenting credentials (conformlab.near_miss).
     near_misses: tuple[near_miss.NearMiss, ...] = ()
+    access: Access | None = None  # the access matrix's roles and refusals (None: the device has no access checks)
 
 
 def _both_or_neither(first: str, second: str, neither_means: str) -> Callable[[dict[str, str]], str | None]:
@@ -75,6 +172,7 @@ ESP32_EVSE = DeviceProfile(
     prefix="/api/v1",
     schema="esp32-evse.yaml",
     suite="esp32_evse",
+    emulator="esp32_evse:Esp32EvseEmulator",
     document="esp32-evse-api.txt",
     auth_keys=frozenset({"username", "password"}),
     make_auth=lambda auth: basic_auth(auth.get("username", ""), auth.get("password", "")),
@@ -82,6 +180,20 @@ ESP32_EVSE = DeviceProfile(
     probe_path="/info",
     snapshot_paths=("/config", "/firmware/channel", "/state"),
     near_misses=near_miss.basic_family("username", "password"),
+    access=Access(
+        roles=(
+            Role("missing", ANONYMOUS),
+            Role("wrong-password", UNKNOWN,
+                 credential=lambda auth: BasicAuth(auth.get("username", ""), "conformlab-wrong-" + token_hex(4))),
+            Role("unknown-user", UNKNOWN, credential=lambda auth: BasicAuth("conformlab-nobody", auth.get("password", ""))),
+            # "As soon as a non-empty credential pair is stored, all endpoints require it."
+            Role("user", HOLDER, grants={"user": "EVSE-AUTH-REQUIRED"}),
+        ),
+        # "A failed or missing credential returns 401 Unauthorized with a WWW-Authenticate: Basic realm="Users" header."
+        refused=AccessRefusal((401,), "EVSE-AUTH-REQUIRED", form="EVSE-AUTH-401",
+                              headers={"WWW-Authenticate": 'Basic realm="Users"'}),
+        auth_off="EVSE-AUTH-OPEN",  # "When no username and no password are set (the default), every request is accepted."
+    ),
 )
 
 def _ww_levels(auth: dict[str, str]) -> dict[str, AuthBase]:
@@ -108,6 +220,7 @@ WATTWAECHTER = DeviceProfile(
     prefix="/api/v1",
     schema="wattwaechter.yaml",
     suite="wattwaechter",
+    emulator="wattwaechter:WattwaechterEmulator",
     document="wattwaechter-api.txt",
     auth_keys=frozenset({"read_token", "write_token"}),
     make_auth=lambda auth: _ww_levels(auth).get("write"),  # "a WRITE token also reads"
@@ -115,9 +228,49 @@ WATTWAECHTER = DeviceProfile(
     auth_levels=_ww_levels,
     probe_path="/system/info",  # READ: a wrong token shows at once (the health check is open)
     snapshot_paths=("/settings",),
-    rate_budget=RateBudget(requests=25, seconds=10),  # "25 requests per 10 seconds ... device-wide"
+    # wattwaechter-api.txt, "Rate Limits & Error Codes"; NOTES.md: "`Retry-After` is whole seconds;
+    # JSON answers carry `Content-Type: application/json`".
+    rate_budget=RateBudget(
+        requests=25, seconds=10, requirement="WW-RATE-LIMIT",  # "A maximum of 25 requests per 10 seconds is allowed"
+        shared_requirement="WW-RATE-SHARED",  # "(device-wide, not per IP — multiple clients share the budget)"
+        # "When the limit is exceeded, the device responds with: HTTP/1.1 429 Too Many Requests
+        # Retry-After: 10 Content-Type: application/json {"error":"Too many requests"}"
+        over_limit=Refusal(429, retry_after=10, body='{"error":"Too many requests"}', requirement="WW-RATE-429"),
+        retry_requirement="WW-RATE-RETRY",  # "Clients should honor the Retry-After header and back off accordingly."
+        # READ, small answer: throttled under any reading (a device may exempt its health check).
+        path="/system/info", level="read",
+        protection=Protection(
+            # "If the free heap drops below a critical threshold (25 KB), new API requests are temporarily
+            # rejected to keep the device stable: HTTP/1.1 503 Service Unavailable Retry-After: 5
+            # Content-Type: application/json {"error":"Service temporary unavailable"}"
+            name="heap protection", condition="the free heap drops below 25 KB",
+            refusal=Refusal(503, retry_after=5, body='{"error":"Service temporary unavailable"}',
+                            requirement="WW-HEAP-503"),
+            # "This typically happens during very large responses (e.g. long history ranges) under
+            # concurrent load. Retrying after a few seconds usually succeeds." A day of 15-min values and
+            # a month of daily values: the largest documented answers (about 43 KB each on the emulator).
+            large_paths=lambda today: (f"/history/highRes?date={today - datetime.timedelta(days=1)}",
+                                       f"/history/lowRes?start={today - datetime.timedelta(days=31)}&days=31"),
+            requirement="WW-HEAP-STABLE",
+            health_path="/system/alive", health_open=True,  # "GET /api/v1/system/alive — Health check" (no auth)
+        )),
     target_options={"source_addresses": _source_addresses_problem},
     near_misses=near_miss.bearer_family((("write", "write_token"), ("read", "read_token"))),
+    access=Access(
+        roles=(
+            Role("no-token", ANONYMOUS),
+            Role("wrong-token", UNKNOWN, credential=lambda auth: BearerAuth("conformlab-wrong-" + token_hex(8))),
+            # "There are two token levels: READ Token — Read data ...; WRITE Token — Change settings, start
+            # OTA, trigger reboot"; NOTES.md: "A WRITE token also reads."
+            Role("read-token", HOLDER, grants={"read": "WW-AUTH-BEARER"}, credential=lambda auth: _ww_levels(auth).get("read")),
+            Role("write-token", HOLDER, grants={"write": "WW-AUTH-BEARER", "read": "WW-AUTH-WRITE-READS"}),
+        ),
+        # NOTES.md: "a missing or wrong token gets 401"; that a refused request did nothing: the token levels.
+        refused=AccessRefusal((401,), "WW-AUTH-401", unchanged="WW-AUTH-BEARER"),
+        lacking=AccessRefusal((403,), "WW-AUTH-403"),  # NOTES.md: "A READ token on a WRITE endpoint gets 403"
+        auth_off="WW-AUTH-OPEN",  # "API authentication is disabled by default. All endpoints are accessible without a token."
+        open_operations="WW-AUTH-OPEN-ENDPOINTS",  # the endpoints whose Auth column is "—"
+    ),
 )
 
 def _wcc_key_problem(auth: dict[str, str]) -> str | None:
@@ -140,6 +293,7 @@ WCC_LITE = DeviceProfile(
     prefix="/api",
     schema="wcc-lite.yaml",
     suite="wcc_lite",
+    emulator="wcc_lite:WccLiteEmulator",
     document="wcc-lite-api.txt",
     auth_keys=frozenset({"api_key"}),
     # Absent: API key authorization is disabled on the device.
@@ -149,6 +303,19 @@ WCC_LITE = DeviceProfile(
     snapshot_paths=(),  # the API writes nothing it could read back: uploads are destructive
     target_options={"disabled_endpoints": _disabled_endpoints_problem},
     near_misses=near_miss.header_key_family("apiKey", "api_key"),
+    access=Access(
+        roles=(
+            Role("missing", ANONYMOUS),
+            Role("wrong", UNKNOWN, credential=lambda auth: HeaderKeyAuth("apiKey", "conformlab-wrong-key")),
+            # "If the value is correct it continues with the API request"
+            Role("key", HOLDER, grants={"api_key": "WCC-AUTH-KEY"}),
+        ),
+        # "if the apiKey is incorrect or doesn't exist it returns an error response 401 with the message.
+        # "error": "Unauthorized access."" The page names no media type: that it is JSON is the reading.
+        refused=AccessRefusal((401,), "WCC-AUTH-401", unchanged="WCC-AUTH-KEY", body="UnauthorizedBody",
+                              json_documented=False),
+        auth_off="WCC-AUTH-OFF",  # "The authorization can be enabled or disabled"
+    ),
 )
 
 # The document names the token header "Authorized", the standard one is "Authorization" (NOTES.md):
@@ -181,6 +348,7 @@ OVERVIS_MC252 = DeviceProfile(
     prefix="/api",
     schema="overvis-mc252.yaml",
     suite="overvis_mc252",
+    emulator="overvis_mc252:OvervisMc252Emulator",
     document="overvis-mc252-api.txt",
     auth_keys=frozenset({"login", "password"}),
     make_auth=lambda auth: mc252_session(auth) if auth.get("login") else None,
@@ -190,6 +358,23 @@ OVERVIS_MC252 = DeviceProfile(
     target_options={"token_header": _token_header_problem},
     emulator_only_options=frozenset({"token_header"}),
     near_misses=near_miss.salt_login_family(MC252_TOKEN_HEADERS, "login", "password"),
+    access=Access(
+        roles=(
+            Role("guest", ANONYMOUS),
+            Role("unknown-token", UNKNOWN,
+                 credential=lambda auth: BearerAuth("conformlab-not-a-session-token", MC252_TOKEN_HEADERS, secret=False)),
+            # "After successful authorization, the user receives access level 1 (Power User)."
+            Role("session", HOLDER, grants={"level-1": "MC252-LOGIN-LEVEL1"}),
+        ),
+        # "To perform protected requests, you must complete the authorization procedure"; errors get
+        # "appropriate HTTP statuses" (for "not allowed": 401 or 403) and "additionally contain a JSON
+        # object: { "error": "error code", "message": "error text" }".
+        refused=AccessRefusal((401, 403), "MC252-LEVEL1-REFUSED", form="MC252-ERROR-ENVELOPE", body="Error",
+                              hint="if the front-panel button was pressed in the last 10 minutes, every guest has level 1"),
+        # "Log in via /api/login/ by sending a SHA1 password hash: login + password + salt": any other is refused.
+        login=AccessRefusal(tuple(range(400, 500)), "MC252-LOGIN-HASH", form="MC252-ERROR-ENVELOPE", body="Error"),
+        open_operations="MC252-LEVEL0-OPEN",  # the paths of access level 0 (guest)
+    ),
 )
 
 PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE, WATTWAECHTER, WCC_LITE, OVERVIS_MC252)}

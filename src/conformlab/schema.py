@@ -4,6 +4,8 @@ Suites are parametrized from `device_schema(device).operations`; answers are val
 `check_answer()`. The harness's own extension on each operation:
 
     x-conformlab:
+      access: [write]        # the grants it needs (a name, a list of names, or none): the access
+                             # matrix (suites/common/test_access.py) serves it to a role holding them
       destructive: "<why>"   # only with destructive = true on the target
       reads: /config/evse    # the GET that shows this write's effect
       field: chargingCurrent # the key inside that answer, for single-value writes
@@ -83,6 +85,17 @@ class Operation:
     @property
     def restart_within(self) -> float:
         return float(self.extension.get("restart_within", 5))
+
+    @property
+    def access(self) -> tuple[str, ...]:
+        """The grants the operation needs, in the one vocabulary of every schema (a level, token kind
+        or permission name; the access matrix compares them with the grants a role holds): empty
+        for an operation open to anyone (`access: none`)."""
+        if "access" not in self.extension:
+            raise KeyError(f"{self}: the schema gives no x-conformlab access")
+        value = self.extension["access"]
+        names = [value] if isinstance(value, str) else list(value)
+        return tuple(name for name in names if name != "none")
 
     @property
     def is_write(self) -> bool:

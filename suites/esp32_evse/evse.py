@@ -160,19 +160,26 @@ def effective_body(op: Operation, device: DeviceUnderTest | None = None):
 INERT_BINARY = b"conformlab: this is not a firmware image"
 
 
+def harmless_body(device, op):
+    """A body of `op` after which the device ends as it was: the values it holds (for /credentials
+    the target's own), a junk image for an upload (which must fail later), or none."""
+    if op.path == "/credentials":
+        return effective_body(op, device)
+    if op.body_kind == "binary":
+        return INERT_BINARY
+    if op.body_kind == "json":
+        return current_body(device, op)
+    return None
+
+
 def harmless_request(device, op):
-    """Send `op` so that the device ends as it was: same values back, refused bodies for the rest.
+    """Send `op` so that the device ends as it was (harmless_body).
 
     Returns (response, expect): expect is the status a conforming device answers, or None where the
     document only promises "accepted" (not 401) - uploads of a junk image, which must fail later.
     """
-    if op.path == "/credentials":
-        return send(device, op, body=effective_body(op, device)), 200
-    if op.body_kind == "binary":
-        return send(device, op, body=INERT_BINARY), None
-    if op.body_kind == "json":
-        return send(device, op, body=current_body(device, op)), 200
-    return send(device, op), None if op.method == "GET" else 200
+    expect = None if op.method == "GET" or op.body_kind == "binary" else 200
+    return send(device, op, body=harmless_body(device, op)), expect
 
 
 # -- assertions -----------------------------------------------------------------------------------

@@ -1,9 +1,6 @@
-"""Authentication, parametrized over every operation of the schema.
-
-Which half of the matrix runs depends on the target: without credentials in targets.toml the device
-must accept everything (EVSE-AUTH-OPEN); with credentials it must refuse missing and wrong ones with
-401 + `WWW-Authenticate: Basic realm="Users"` and change nothing, and accept the right ones.
-Changing the credentials themselves is destructive and puts the old ones back.
+"""Changing the credentials: set temporary ones, see them gate the API, remove them, and put the
+target's own back. (Every operation with and without credentials is the access matrix's:
+suites/common/test_access.py.)
 """
 
 from __future__ import annotations
@@ -15,97 +12,12 @@ import requests
 
 from conformlab import secrets
 from conformlab.auth import BasicAuth
-from conformlab.checks import answer, ids, send
-from conformlab import near_miss
-from conformlab.checks import current_body
+from conformlab.checks import answer
 from conformlab.profiles import ESP32_EVSE
-from conformlab.verdicts import not_applicable, requirement
-from suites.esp32_evse.evse import (
-    INERT_BINARY, OPS, assert_ok, assert_refused, effective_body, harmless_request, restoring,
-)
+from conformlab.verdicts import requirement
+from suites.esp32_evse.evse import assert_ok
 
-REALM_HEADER = 'Basic realm="Users"'
-
-
-@pytest.mark.req("EVSE-AUTH-OPEN", "EVSE-CONV-OK")
-@pytest.mark.parametrize("op", OPS, ids=ids(OPS))
-def test_every_operation_accepted_without_credentials_when_none_are_set(device, op):
-    if device.has_credentials:
-        not_applicable("the target has credentials set; EVSE-AUTH-REQUIRED applies instead")
-    assert_accepted(device, op, "no credentials are set, so every request is accepted")
-
-
-def assert_accepted(device, op, why: str) -> None:
-    """A harmless request of `op` is not refused for auth (and a write of current values is OK)."""
-    device.require_operation_allowed(op)
-    with restoring(device, op):
-        response, expect = harmless_request(device, op)
-    assert response.status_code != 401, f"{why}: {answer(response)}"
-    if expect == 200 and op.is_write:
-        with requirement("EVSE-CONV-OK"):
-            assert_ok(response)
-
-
-CREDENTIAL_KINDS = ["missing", "wrong-password", "unknown-user"]
-
-
-def presented_auth(device, kind):
-    if kind == "missing":
-        return None
-    username = device.target.auth.get("username", "")
-    if kind == "wrong-password":
-        return BasicAuth(username, "conformlab-wrong-" + random_secrets.token_hex(4))
-    return BasicAuth("conformlab-nobody", device.target.auth.get("password", ""))
-
-
-@pytest.mark.req("EVSE-AUTH-REQUIRED", "EVSE-AUTH-401")
-@pytest.mark.parametrize("kind", CREDENTIAL_KINDS)
-@pytest.mark.parametrize("op", OPS, ids=ids(OPS))
-def test_operation_refused_with_missing_or_wrong_credentials(device, op, kind):
-    if not device.has_credentials:
-        not_applicable("the target has no credentials set; EVSE-AUTH-OPEN applies instead")
-    # Destructive operations are probed only where allowed: a device with an auth bug would execute them.
-    device.require_operation_allowed(op)
-    body = None
-    if op.body_kind == "binary":
-        body = INERT_BINARY
-    elif op.body_kind == "json":
-        body = effective_body(op, device)
-    response = assert_refused(device, op, 401, f"{kind} credentials must be refused",
-                              lambda: send(device, op, body=body, auth=presented_auth(device, kind)))
-    challenge = response.headers.get("WWW-Authenticate")
-    with requirement("EVSE-AUTH-401"):
-        assert challenge == REALM_HEADER, f"401 must carry WWW-Authenticate: {REALM_HEADER}, got {challenge!r}"
-
-
-def assert_basic_refusal(response, why: str) -> None:
-    assert response.status_code == 401, f"{why}: expected 401, got {answer(response)}"
-    challenge = response.headers.get("WWW-Authenticate")
-    assert challenge == REALM_HEADER, f"{why}: 401 must carry WWW-Authenticate: {REALM_HEADER}, got {challenge!r}"
-
-
-@pytest.mark.req("EVSE-AUTH-401", "EVSE-AUTH-REQUIRED")
-@pytest.mark.parametrize("name", near_miss.names(ESP32_EVSE))
-def test_near_miss_credentials_refused_like_wrong_ones(device, name, notice):
-    """Credentials that are almost the configured ones (conformlab.near_miss: an empty, cut, longer
-    or case-swapped password, the right pair in another scheme or header) are refused like a wrong
-    password: the same 401 with the realm, no data, and a write of the current values has no effect."""
-    from suites.esp32_evse.evse import CHECKS, SCHEMA
-
-    near_miss.require_credentials(device)
-    write = SCHEMA.operation("POST", "/config/modbus")
-    probes = [near_miss.read_probe(device, device.profile.probe_path),
-              near_miss.write_probe(device, write, current_body(device, write))]
-    near_miss.assert_refused_like_wrong(device, name, probes=probes, wrong=presented_auth(device, "wrong-password"),
-                                        refusal=assert_basic_refusal, checks=CHECKS, notice=notice)
-
-
-@pytest.mark.req("EVSE-AUTH-REQUIRED", "EVSE-CONV-OK")
-@pytest.mark.parametrize("op", OPS, ids=ids(OPS))
-def test_operation_accepted_with_the_right_credentials(device, op):
-    if not device.has_credentials:
-        not_applicable("the target has no credentials set; EVSE-AUTH-OPEN applies instead")
-    assert_accepted(device, op, "the configured credentials must be accepted")
+REALM_HEADER = ESP32_EVSE.access.refused.headers["WWW-Authenticate"]  # the document's 401 challenge
 
 
 @pytest.mark.req("EVSE-AUTH-SET", "EVSE-AUTH-401")

@@ -1,10 +1,9 @@
-"""What the Overvis MC252 checks share: operations by access level (from the schema), the request
-each operation gets, sessions of their own for checks that end or spoil one, and putting back what a
-command changed.
+"""What the Overvis MC252 checks share: the request each operation gets, sessions of their own for
+checks that end or spoil one, and putting back what a command changed.
 
-Everything endpoint-related comes from schemas/overvis-mc252.yaml (`x-conformlab.level` is the
-document's "Access Level" column), so a new operation there gets its access and answer checks
-without touching the suites. The run's own session (the profile's SaltLoginSession) logs in once and
+Everything endpoint-related comes from schemas/overvis-mc252.yaml (`x-conformlab.access` is the
+document's "Access Level" column, read by the access matrix in suites/common), so a new operation
+there gets its access and answer checks without touching the suites. The run's own session (the profile's SaltLoginSession) logs in once and
 again only when the device says it lapsed; checks that log out, let a session lapse or replay a login
 use sessions of their own (`log_in`).
 
@@ -20,20 +19,22 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import time
 
+from conformlab import secrets
 from conformlab.auth import BearerAuth, salted_sha1
 from conformlab.checks import DeviceChecks, answer
 from conformlab.client import expect_json
 from conformlab.dut import DeviceUnderTest
-from conformlab.profiles import MC252_TOKEN_HEADERS, mc252_session
+from conformlab.profiles import MC252_TOKEN_HEADERS, OVERVIS_MC252, mc252_session
 from conformlab.schema import Operation, device_schema
 from conformlab.verdicts import not_applicable, not_verified
 
 SCHEMA = device_schema("overvis-mc252")
 OPS = SCHEMA.operations
-REFUSAL_STATUSES = (401, 403)  # the document says "an error status" only; these two mean "not allowed"
-BUTTON_HINT = "if the front-panel button was pressed in the last 10 minutes, every guest has level 1"
+REFUSAL_STATUSES = OVERVIS_MC252.access.refused.statuses  # "an error status": those that mean "not allowed"
+BUTTON_HINT = OVERVIS_MC252.access.refused.hint
 SETTINGS = "/settings/saved/get/"
 # Settings keys whose change nobody notices for the seconds a check holds it (the keys are the
 # emulator's reading of a flat settings set; a device without them skips the write checks).
@@ -42,14 +43,6 @@ SCRATCH_FILE = "/conformlab-scratch.txt"  # the only card file a run writes or r
 SCRATCH_DATA = b"conformlab scratch file: safe to delete\n"
 MODBUS_READ = {"unit": 1, "func": 3, "addr": 0, "count": 2}  # read two holding registers: changes nothing
 ACTIVE = "/settings/active/get/"
-
-
-def level(op: Operation) -> int:
-    return op.extension["level"]
-
-
-GUEST_OPS = [op for op in OPS if level(op) == 0]
-PROTECTED_OPS = [op for op in OPS if level(op) >= 1]
 
 
 def unknown_token() -> BearerAuth:
@@ -79,6 +72,20 @@ def salted_login(device: DeviceUnderTest):
     credentials = require_login(device)
     digest = salted_sha1(credentials["login"], credentials["password"], fresh_salt(device))
     return digest, send_login(device, credentials["login"], digest)
+
+
+def wrong_login(credentials: dict[str, str], case: str, salt: str) -> tuple[str, str]:
+    """(username, hash) of a login the device must refuse: "wrong-password", "unsalted" (SHA1 of login
+    + password: a replayable credential) or "wrong-user"."""
+    login, password = credentials["login"], credentials["password"]
+    # Every one of them hashes the real password, so each is masked like any password hash.
+    if case == "wrong-password":
+        return login, salted_sha1(login, f"{password}-not", salt)
+    if case == "unsalted":
+        digest = hashlib.sha1(f"{login}{password}".encode()).hexdigest()
+        secrets.register(digest)
+        return login, digest
+    return f"{login}-not", salted_sha1(f"{login}-not", password, salt)  # wrong-user
 
 
 def log_in(device: DeviceUnderTest) -> str:

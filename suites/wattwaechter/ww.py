@@ -1,9 +1,9 @@
-"""What the WattWächter checks share: operations by access level (from the schema), harmless and
-refused requests, token helpers that never leak a token, and the settings write policy.
+"""What the WattWächter checks share: harmless and refused requests, token helpers that never leak
+a token, and the settings write policy.
 
 Everything endpoint-related comes from schemas/wattwaechter.yaml (`x-conformlab.access` is the
-document's Auth column), so a new operation there gets its auth and answer checks without touching
-the suites. Every request goes through the target's paced client: the device allows 25 requests per
+document's Auth column, read by the access matrix in suites/common), so a new operation there gets
+its auth and answer checks without touching the suites. Every request goes through the target's paced client: the device allows 25 requests per
 10 s for all its clients together, so each check is written to spend as few as it can.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import secrets as random_secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,22 +18,13 @@ import pytest
 
 from conformlab import secrets
 from conformlab.auth import BearerAuth
-from conformlab.checks import DeviceChecks, answer, assert_unchanged, send
+from conformlab.checks import DeviceChecks, answer, send
 from conformlab.dut import DeviceUnderTest
 from conformlab.schema import Operation, device_schema
 from conformlab.verdicts import not_applicable, not_verified, requirement  # noqa: F401 (used by the suites)
 
 SCHEMA = device_schema("wattwaechter")
 OPS = SCHEMA.operations
-
-
-def access(op: Operation) -> str:
-    return op.extension["access"]
-
-
-OPEN_OPS = [op for op in OPS if access(op) == "none"]
-READ_OPS = [op for op in OPS if access(op) == "read"]
-WRITE_OPS = [op for op in OPS if access(op) == "write"]
 READS = [op for op in OPS if op.method == "GET"]
 
 # Bodies this project's reading expects refused with 400 (not a pending token, not a PEM certificate,
@@ -82,20 +72,6 @@ class WwChecks(DeviceChecks):
 
 CHECKS = WwChecks()
 restoring = CHECKS.restoring
-assert_refused = CHECKS.assert_refused
-
-
-def assert_refused_unchanged_for(device: DeviceUnderTest, op: Operation, status: int, why: str, request,
-                                 unchanged_requirement: str):
-    """CHECKS.assert_refused, with "and nothing changed" attributed to `unchanged_requirement`."""
-    before = CHECKS.read_effect(device, op)
-    with CHECKS.restoring(device, op):
-        response = request()
-        after = CHECKS.read_effect(device, op)
-    assert response.status_code == status, f"{why}: expected {status}, got {answer(response)}"
-    with requirement(unchanged_requirement):
-        assert_unchanged(before, after, str(op))
-    return response
 
 
 def changing_body(device: DeviceUnderTest, op: Operation):
@@ -105,33 +81,43 @@ def changing_body(device: DeviceUnderTest, op: Operation):
     return INERT_BODIES.get(op.path) if op.body_kind else None
 
 
-def harmless_request(device: DeviceUnderTest, op: Operation, auth=...):
-    """Send `op` so that a device that accepts it ends as it was. Returns (response, expected,
-    reading): the statuses the document lets a conforming device answer once authentication has
-    let the request through (None: any but 401/403), and those this project's reading expects
-    (None: nothing more)."""
-    kw = {} if auth is ... else {"auth": auth}
+def harmless_request(device: DeviceUnderTest, op: Operation):
+    """`send(**kw)` for requests of `op` after which a device that accepts them is as it was (the
+    body is made once: on this device every request counts)."""
     if op.method == "GET":
-        return device.client.get(op.path, params=read_params(op), **kw), None, served_statuses(op)
+        params = read_params(op)
+        return lambda **kw: device.client.get(op.path, params=params, **kw)
     if op.path == "/settings":  # writes back the value the device already holds
         body = {"ledEnable": device.read("/settings").get("ledEnable", True)}
-        return send(device, op, body=body, **kw), {200}, None
+        return lambda **kw: send(device, op, body=body, **kw)
     if op.body_kind and op.path in INERT_BODIES:
-        return send(device, op, body=INERT_BODIES[op.path], **kw), None, {400}
-    response = send(device, op, **kw)
-    if op.path == "/auth/tokens/generate":
-        keep_pending_secret(device, response)
-    return response, None, None  # destructive operations: only "not refused for auth" is promised
+        return lambda **kw: send(device, op, body=INERT_BODIES[op.path], **kw)
+
+    def destructive(**kw):  # reboot, OTA, token generation: they run only where the target allows them
+        response = send(device, op, **kw)
+        if op.path == "/auth/tokens/generate":
+            keep_pending_secret(device, response)
+        return response
+    return destructive
+
+
+def served_answer(op: Operation) -> tuple[set[int] | None, set[int] | None]:
+    """(expected, reading) of a harmless request that authentication let through: the statuses the
+    document lets a conforming device answer (None: any but 401/403), and those only this project's
+    reading expects (None: nothing more). Destructive operations: only "not refused" is promised."""
+    if op.method == "GET":
+        return None, served_statuses(op)
+    if op.path == "/settings":
+        return {200}, None
+    if op.body_kind and op.path in INERT_BODIES:
+        return None, {400}
+    return None, None
 
 
 def served_statuses(op: Operation) -> set[int]:
     """The documented answers of a read that got past authentication and the device's limits (e.g.
     204 without data, 404 for a log file that does not exist)."""
     return {int(status) for status in op.statuses if status.isdigit()} - {401, 403, 429, 503}
-
-
-def wrong_token() -> BearerAuth:
-    return BearerAuth("conformlab-wrong-" + random_secrets.token_hex(8))
 
 
 def assert_status(device: DeviceUnderTest, response, expected: set[int] | None, why: str,

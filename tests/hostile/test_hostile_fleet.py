@@ -104,7 +104,7 @@ def test_load_scenario_in_locust_master_worker_mode():
     port = _free_port()
     locust = [sys.executable, "-m", "locust", "-f", str(ROOT / "load" / "rate_limit.py")]
     with start_emulator("wattwaechter") as emulator:
-        env = {**os.environ, "WW_SOURCE_ADDRESSES": "127.0.0.2,127.0.0.3"}
+        env = {**os.environ, "CONFORMLAB_SOURCE_ADDRESSES": "127.0.0.2,127.0.0.3"}
         started = time.monotonic()
         master = subprocess.Popen([*locust, "--master", "--expect-workers", "1", f"--master-bind-port={port}",
                                    "--host", emulator.url + "/api/v1"], cwd=ROOT, env=env, text=True,

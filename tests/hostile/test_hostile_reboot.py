@@ -25,7 +25,7 @@ def test_a_reboot_in_the_middle_is_survived(tmp_path):
         def reboot_at_the_hundredth_request(request):
             seen.append(request)
             if len(seen) == 100:  # in the middle of the checks; as the firmware's own restart does it
-                device.restart(0.05, device._boot)
+                device.restart(0.05)
             return handle(request)
 
         device.handle = reboot_at_the_hundredth_request

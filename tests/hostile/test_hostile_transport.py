@@ -309,7 +309,7 @@ from conformlab.load import scenario
 scenario.REQUEST_TIMEOUT = float(sys.argv[2])
 host = sys.argv[1] + "/api/v1"
 start = time.monotonic()
-record = scenario.send(host, "/system/info", source="", token=None, kind="rate", phase="recovery")
+record = scenario.send(host, "/system/info", source="", auth=None, kind="rate", phase="recovery")
 send_seconds = time.monotonic() - start
 user_client = HttpSession(host, request_event=EventHook(), user=None)  # what a DeviceUser sends with
 scenario.bound(user_client, "")

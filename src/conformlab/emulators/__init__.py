@@ -10,23 +10,35 @@ Emulator-only controls live under /__emulator__/ (see the device modules).
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from typing import Any, Iterable, Mapping
 
-from .esp32_evse import Esp32EvseEmulator
-from .overvis_mc252 import OvervisMc252Emulator
-from .server import DeviceEmulator, Request, Response, RunningEmulator, loopback_host, serve
-from .wattwaechter import WattwaechterEmulator
-from .wcc_lite import WccLiteEmulator
+from conformlab.profiles import PROFILES
 
-__all__ = ["EMULATORS", "DeviceEmulator", "Request", "Response", "RunningEmulator",
-           "emulator_class", "start_emulator"]
+from .core import FORM, JSON, NONE, RAW, ControlError, DeviceEmulator, Refused, Route
+from .server import Request, Response, RunningEmulator, loopback_host, serve
 
-EMULATORS: dict[str, type[DeviceEmulator]] = {
-    "esp32-evse": Esp32EvseEmulator,
-    "overvis-mc252": OvervisMc252Emulator,
-    "wattwaechter": WattwaechterEmulator,
-    "wcc-lite": WccLiteEmulator,
-}
+__all__ = ["EMULATORS", "ControlError", "DeviceEmulator", "FORM", "JSON", "NONE", "RAW", "Refused", "Request",
+           "Response", "Route", "RunningEmulator", "emulator_class", "start_emulator"]
+
+
+class _Emulators(Mapping[str, type[DeviceEmulator]]):
+    """device -> emulator class, derived from the registry (conformlab.profiles: a device's profile
+    names its emulator); a module is imported when its device is first asked for."""
+
+    def __getitem__(self, device: str) -> type[DeviceEmulator]:
+        module, _, name = PROFILES[device].emulator.partition(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+    def __iter__(self):
+        return iter(PROFILES)
+
+    def __len__(self) -> int:
+        return len(PROFILES)
+
+
+EMULATORS: Mapping[str, type[DeviceEmulator]] = _Emulators()
 
 
 def emulator_class(device: str) -> type[DeviceEmulator]:
@@ -40,15 +52,16 @@ def start_emulator(device: str, *, faults: Iterable[str] = (), auth: Mapping[str
                    options: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0,
                    verbose: bool = False, reading: str = "default", boot_seconds: float | None = None) -> RunningEmulator:
     """Start `device`'s emulator on loopback in a daemon thread; returns once it accepts
-    connections. `options` are the target's device-specific keys (those the emulator takes are
-    passed on); `reading` and `boot_seconds` are the target's (see DeviceEmulator). ValueError
-    for an unknown device, fault, auth key or reading, or a non-loopback host; OSError if the port
-    cannot be bound."""
+    connections. `options` are the target's device-specific keys (the emulator takes those its
+    constructor names as keyword parameters); `reading` and `boot_seconds` are the target's (see
+    DeviceEmulator). ValueError for an unknown device, fault, auth key or reading, or a
+    non-loopback host; OSError if the port cannot be bound."""
     cls = emulator_class(device)
     loopback_host(host)  # refuse a non-loopback host before anything else
     if reading not in ("default", "alternative"):
         raise ValueError(f"unknown reading {reading!r}: 'default' or 'alternative'")
-    kwargs = {cls.TARGET_OPTIONS[key]: value for key, value in (options or {}).items() if key in cls.TARGET_OPTIONS}
+    taken = inspect.signature(cls).parameters
+    kwargs = {key: value for key, value in (options or {}).items() if key in taken and key not in ("faults", "auth")}
     emulator = cls(faults=faults, auth=auth, **kwargs)
     emulator.reading = reading
     if boot_seconds is not None:

@@ -55,6 +55,9 @@ take the configured defaults ("defaultChargingCurrent: Current applied at boot",
 limits), a pending authorization is gone; configuration, credentials, channel, firmware version,
 panic log, files and the emulator's counters survive (counters["restarts"] += 1).
 
+Emulator controls (/__emulator__/): the core's (counters, reset, advance, restart) and the device's
+own: live (set /state fields), panic, log, script-output, update-info, nextion.
+
 The alternative reading (`reading = "alternative"`)
 ---------------------------------------------------
 Every silent choice above that a check depends on, made the other way a conforming device may:
@@ -87,7 +90,6 @@ import math
 import posixpath
 import re
 import struct
-import time
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -95,7 +97,8 @@ from urllib.parse import quote, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from . import credentials as compare
-from .server import ControlError, DeviceEmulator, Request, Response
+from .core import JSON, RAW, ControlError, DeviceEmulator, Refused, Route
+from .server import Request, Response
 
 PREFIX = "/api/v1"
 DAV = "/dav"
@@ -179,17 +182,11 @@ FAULTS: dict[str, str] = {
     "proxy_authorization_read": FAILED_CREDENTIAL,
 }
 # fault -> the flaw it gives the password comparison
-PASSWORD_FLAWS = {"empty_password_accepted": compare.EMPTY, "password_prefix_accepted": compare.PREFIX,
-                  "password_last_char_ignored": compare.SHORT, "password_extra_ignored": compare.STORED_LENGTH,
-                  "password_case_insensitive": compare.CASE, "password_whitespace_trimmed": compare.TRIMMED}
+PASSWORD_FLAWS = compare.comparison_faults("password", (compare.EMPTY, compare.PREFIX, compare.SHORT,
+                                                         compare.STORED_LENGTH, compare.CASE, compare.TRIMMED))
 # fault -> the near-miss credential (conformlab.near_miss) it lets through
 NEAR_MISS_FAULTS: dict[str, str] = {
-    "empty_password_accepted": "password-empty",
-    "password_prefix_accepted": "password-prefix",
-    "password_last_char_ignored": "password-truncated",
-    "password_extra_ignored": "password-extended",
-    "password_case_insensitive": "password-case-swapped",
-    "password_whitespace_trimmed": "password-trailing-space",
+    **compare.near_misses_let_through(PASSWORD_FLAWS, "password"),
     "basic_scheme_unchecked": "credentials-in-bearer-scheme",
     "proxy_authorization_read": "credentials-in-proxy-authorization",
 }
@@ -285,11 +282,7 @@ ERRORS = ("pilot_fault", "diode_short", "lock_fault", "unlock_fault", "rcm_trigg
           "rcm_selftest_fault", "temperature_high", "temperature_fault")
 
 # ---------------------------------------------------------------------------------------------
-# Table-driven validation
-
-
-class Invalid(Exception):
-    """A request the document says answers 400."""
+# Table-driven validation (a refused value raises the core's Refused: 400)
 
 
 @dataclass(frozen=True)
@@ -312,45 +305,45 @@ NONNEG = Field("number", min=0)
 
 
 def check_value(field: Field, value: Any, faults: frozenset[str], name: str = "value") -> Any:
-    """Return the value (integers normalised: 16.0 -> 16) or raise Invalid."""
+    """Return the value (integers normalised: 16.0 -> 16) or raise Refused."""
     if field.kind == "bool":
         if type(value) is not bool:
-            raise Invalid(f"{name}: expected a boolean")
+            raise Refused(f"{name}: expected a boolean")
     elif field.kind in ("int", "number"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise Invalid(f"{name}: expected a number")
+            raise Refused(f"{name}: expected a number")
         if field.kind == "int" and isinstance(value, float):
             if not value.is_integer():
-                raise Invalid(f"{name}: expected an integer")
+                raise Refused(f"{name}: expected an integer")
             value = int(value)
     elif field.kind == "str":
         if not isinstance(value, str):
-            raise Invalid(f"{name}: expected a string")
+            raise Refused(f"{name}: expected a string")
     elif field.kind == "list":
         if not isinstance(value, list):
-            raise Invalid(f"{name}: expected an array")
+            raise Refused(f"{name}: expected an array")
         return [_check_entry(field.items or {}, entry, faults, f"{name}[{i}]") for i, entry in enumerate(value)]
     if field.unchecked_by in faults:
         return value
     if field.min is not None and value < field.min:
-        raise Invalid(f"{name}: must be at least {field.min}")
+        raise Refused(f"{name}: must be at least {field.min}")
     if field.max is not None and value > field.max:
-        raise Invalid(f"{name}: must be at most {field.max}")
+        raise Refused(f"{name}: must be at most {field.max}")
     if field.choices and value not in field.choices:
-        raise Invalid(f"{name}: must be one of {', '.join(map(str, field.choices))}")
+        raise Refused(f"{name}: must be one of {', '.join(map(str, field.choices))}")
     if field.kind == "str" and not (field.min_len <= len(value) <= (field.max_len or len(value))):
-        raise Invalid(f"{name}: length must be {field.min_len}..{field.max_len}")
+        raise Refused(f"{name}: length must be {field.min_len}..{field.max_len}")
     if field.syntax and not field.syntax(value):
-        raise Invalid(f"{name}: unknown value")
+        raise Refused(f"{name}: unknown value")
     return value
 
 
 def _check_entry(table: dict[str, Field], entry: Any, faults: frozenset[str], name: str) -> dict:
     if not isinstance(entry, dict):
-        raise Invalid(f"{name}: expected an object")
+        raise Refused(f"{name}: expected an object")
     missing = [key for key in table if key not in entry]
     if missing:
-        raise Invalid(f"{name}: missing {', '.join(missing)}")
+        raise Refused(f"{name}: missing {', '.join(missing)}")
     return {key: check_value(field, entry[key], faults, f"{name}.{key}") for key, field in table.items()}
 
 
@@ -495,61 +488,48 @@ LIVE_FIELDS: dict[str, Field] = {  # what POST /__emulator__/live may set direct
 }
 
 # ---------------------------------------------------------------------------------------------
-# Routes: (method, path below /api/v1) -> handler name, body kind, fixed argument
+# Routes (paths below /api/v1). Every endpoint needs the stored credential pair, if one is set: the
+# auth hook reads no access level from a route.
 
-NONE, JSON, RAW = "none", "json", "raw"
-
-
-@dataclass(frozen=True)
-class Route:
-    handler: str
-    body: str = NONE
-    arg: str | None = None
-
-
-ROUTES: dict[tuple[str, str], Route] = {
-    ("GET", "/state"): Route("get_state"),
-    ("POST", "/state"): Route("post_state", JSON),
-    **{("POST", path): Route("post_state_scalar", JSON, key) for path, key in SCALAR_STATE.items()},
-    ("POST", "/state/authorize"): Route("authorize"),
-    ("POST", "/state/reset-total-consumption"): Route("reset_total_consumption"),
-    **{("GET", f"/config/{block}"): Route("get_block", NONE, block) for block in BLOCKS},
-    **{("POST", f"/config/{block}"): Route("post_block", JSON, block) for block in BLOCKS},
-    ("GET", "/config"): Route("get_config"),
-    ("GET", "/wifi/scan"): Route("wifi_scan"),
-    ("GET", "/wifi/state"): Route("wifi_state"),
-    ("POST", "/wifi/state/ap"): Route("wifi_ap", JSON),
-    ("GET", "/script/output"): Route("script_output"),
-    ("POST", "/script/reload"): Route("script_reload"),
-    ("GET", "/script/components"): Route("components"),
-    ("GET", "/script/components/{id}"): Route("get_component"),
-    ("POST", "/script/components/{id}"): Route("post_component", JSON),
-    ("GET", "/firmware/channels"): Route("channels"),
-    ("GET", "/firmware/channel"): Route("get_channel"),
-    ("POST", "/firmware/channel"): Route("post_channel", JSON),
-    ("GET", "/firmware/check-update"): Route("check_update"),
-    ("POST", "/firmware/update"): Route("firmware_update"),
-    ("POST", "/firmware/upload"): Route("firmware_upload", RAW),
-    ("GET", "/nextion/info"): Route("nextion_info"),
-    ("POST", "/nextion/upload"): Route("nextion_upload", RAW),
-    ("GET", "/info"): Route("info"),
-    ("GET", "/board-config"): Route("board_config"),
-    ("GET", "/time"): Route("get_time"),
-    ("POST", "/time"): Route("post_time", JSON),
-    ("POST", "/restart"): Route("restart"),
-    ("POST", "/credentials"): Route("credentials", JSON),
-    ("GET", "/log"): Route("log"),
-    ("GET", "/log/panic"): Route("get_panic"),
-    ("DELETE", "/log/panic"): Route("delete_panic"),
-}
-KNOWN_PATHS = {path for _, path in ROUTES} | {"/config"}
-COMPONENT_PATH = re.compile(r"/script/components/([^/]+)")
-
-
-def parse_json(body: bytes) -> Any:
-    def reject(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-    return json.loads(body.decode("utf-8"), parse_constant=reject)
+ROUTES = (
+    Route("GET", "/state", "get_state"),
+    Route("POST", "/state", "post_state", JSON),
+    *(Route("POST", path, "post_state_scalar", JSON, arg=key) for path, key in SCALAR_STATE.items()),
+    Route("POST", "/state/authorize", "authorize_charging"),
+    Route("POST", "/state/reset-total-consumption", "reset_total_consumption"),
+    *(Route("GET", f"/config/{block}", "get_block", arg=block) for block in BLOCKS),
+    *(Route("POST", f"/config/{block}", "post_block", JSON, arg=block) for block in BLOCKS),
+    Route("GET", "/config", "get_config"),
+    Route("GET", "/wifi/scan", "wifi_scan"),
+    Route("GET", "/wifi/state", "get_wifi_state"),
+    Route("POST", "/wifi/state/ap", "wifi_ap", JSON),
+    Route("GET", "/script/output", "script_output"),
+    Route("POST", "/script/reload", "script_reload"),
+    Route("GET", "/script/components", "list_components"),
+    Route("GET", "/script/components/{id}", "get_component"),
+    Route("POST", "/script/components/{id}", "post_component", JSON),
+    Route("GET", "/firmware/channels", "channels"),
+    Route("GET", "/firmware/channel", "get_channel"),
+    Route("POST", "/firmware/channel", "post_channel", JSON),
+    Route("GET", "/firmware/check-update", "check_update"),
+    Route("POST", "/firmware/update", "firmware_update"),
+    Route("POST", "/firmware/upload", "firmware_upload", RAW),
+    Route("GET", "/nextion/info", "nextion_info"),
+    Route("POST", "/nextion/upload", "nextion_upload", RAW),
+    Route("GET", "/info", "info"),
+    Route("GET", "/board-config", "board_config"),
+    Route("GET", "/time", "get_time"),
+    Route("POST", "/time", "post_time", JSON),
+    Route("POST", "/restart", "post_restart"),
+    Route("POST", "/credentials", "post_credentials", JSON),
+    Route("GET", "/log", "log"),
+    Route("GET", "/log/panic", "get_panic"),
+    Route("DELETE", "/log/panic", "delete_panic"),
+)
+# The endpoint the firmware has only with fault combined_config_post ("There is no combined POST").
+COMBINED_CONFIG_POST = Route("POST", "/config", "post_config", JSON)
+RESTART_DELAY = 1.0  # "Schedules a restart about one second later"
+COUNTERS = ("restarts", "firmwareUpdates", "firmwareUploads", "nextionUploads")  # GET /__emulator__/counters
 
 
 def is_app_image(data: bytes, project: str = "esp32-evse") -> bool:
@@ -565,8 +545,9 @@ def is_app_image(data: bytes, project: str = "esp32-evse") -> bool:
 
 class Esp32EvseEmulator(DeviceEmulator):
     NAME = "esp32-evse"
+    PREFIX = PREFIX
+    ROUTES = ROUTES
     FAULTS = FAULTS
-    AUTH_KEYS = ("username", "password")
 
     @property
     def reading(self) -> str:
@@ -584,14 +565,11 @@ class Esp32EvseEmulator(DeviceEmulator):
 
     def __init__(self, faults=(), auth=None) -> None:
         super().__init__(faults, auth)
-        for key, value in self.auth.items():
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"auth {key!r} must be a string")
         self.reset()
 
     def reset(self) -> None:
         """Back to the state at start (also POST /__emulator__/reset)."""
-        self.cancel_timers()
+        super().reset()
         self.live = copy.deepcopy(DEFAULT_STATE)
         self.config = copy.deepcopy(DEFAULT_CONFIG)
         self.config["scheduler"]["timezone"] = self._default_timezone()
@@ -605,27 +583,26 @@ class Esp32EvseEmulator(DeviceEmulator):
         self.panic: tuple[str, float] | None = None
         self.log_lines = list(BOOT_LOG)
         self.script_lines = list(SCRIPT_OUTPUT)
-        self.clock_offset = 0.0
-        self.boot = time.monotonic() - INFO["uptime"]
-        self.counters = {"restarts": 0, "firmwareUpdates": 0, "firmwareUploads": 0, "nextionUploads": 0}
+        self.time_shift = 0.0  # POST /time: how far the device's clock is set from the wall clock
+        self.booted_at = self.now() - INFO["uptime"]
+        self.counters = dict.fromkeys(COUNTERS, 0)
         self.state_before_unavailable = "A"
         self.dav = DavTree(DAV_FILES)
 
     # -- request pipeline: route -> auth -> size -> content type -> parse/validate -> apply ----
 
     def device_head(self, req: Request) -> Response | None:
+        """The firmware answers 404/405, 401, 413 and 415 from the request head, before it reads
+        a body: the pipeline of a full request up to the body."""
         if _is_dav(req.path):
-            return None
-        found = self._resolve(req.method, req.path)
-        if found is None:
-            if self.fault("unknown_path_served") and self._unknown_api_path(req.path):
-                return self._unauthorized() if not self._authorized(req) else \
-                    Response(200, {"Content-Type": "text/html"}, INDEX_HTML)
-            if self.alternative and self._documented_path(req.path):
-                allowed = sorted({m for (m, sub) in ROUTES if PREFIX + sub == self._route_path(req.path)})
-                return self.error(405, "method not allowed", headers={"Allow": ", ".join(allowed)})
-            return self.error(404)
-        route, _ = found
+            return None  # WebDAV needs the body (PUT): answered by outside_prefix
+        admitted = self.admit(req)
+        return admitted if isinstance(admitted, Response) else None
+
+    def authorize(self, req: Request, route: Route) -> Response | None:
+        """What the firmware checks before the body: the credentials (401), the size (413), the
+        content type (415). On the head and again on the full request (a chunked body's size is
+        known only then)."""
         exempt = self.fault("write_without_credentials") and route.arg == "chargingCurrent"
         if not exempt and not self._authorized(req):
             return self._unauthorized()
@@ -638,51 +615,39 @@ class Esp32EvseEmulator(DeviceEmulator):
             return self.error(415)
         return None
 
-    def device_handle(self, req: Request) -> Response:
-        if _is_dav(req.path):
-            if self.alternative and not self._authorized(req):
-                return self._unauthorized()  # firmware from mid-2026 on (NOTES.md)
-            return self.dav.handle(req, self)
-        early = self.device_head(req)  # again, for bodies whose size was unknown from the head
-        if early is not None:
-            return early
-        route, arg = self._resolve(req.method, req.path)  # type: ignore[misc]
-        body = None
-        if route.body == JSON:
-            try:
-                body = parse_json(req.body)
-            except ValueError as exc:
-                return self.error(500 if self.fault("malformed_json_500") else 400, f"malformed JSON: {exc}")
+    def read_body(self, req: Request, route: Route) -> Any:
         try:
-            return getattr(self, "_" + route.handler)(req, body, arg)
-        except Invalid as exc:
-            return self.error(400, str(exc))
+            return super().read_body(req, route)
+        except Refused as exc:  # malformed JSON
+            if self.fault("malformed_json_500"):
+                raise Refused(exc.detail, 500) from None
+            raise
 
-    def _resolve(self, method: str, path: str) -> tuple[Route, str | None] | None:
-        if not path.startswith(PREFIX + "/"):
-            return None
-        sub, component = path[len(PREFIX):], None
-        match = COMPONENT_PATH.fullmatch(sub)
-        if match:
-            sub, component = "/script/components/{id}", match.group(1)
-        route = ROUTES.get((method, sub))
-        if route is None and (method, sub) == ("POST", "/config") and self.fault("combined_config_post"):
-            route = Route("post_config", JSON)
-        if route is None:
-            return None
-        return route, component if component is not None else route.arg
+    def resolve(self, req: Request) -> Route | None:
+        route, combined = super().resolve(req), COMBINED_CONFIG_POST
+        if route is None and self.fault("combined_config_post") \
+                and (req.method, self.subpath(req.path)) == (combined.method, combined.path):
+            req.route = route = combined  # the one endpoint that exists only under a fault
+        return route
 
-    @staticmethod
-    def _route_path(path: str) -> str:
-        sub = path[len(PREFIX):]
-        return PREFIX + ("/script/components/{id}" if COMPONENT_PATH.fullmatch(sub) else sub)
+    def outside_prefix(self, req: Request) -> Response:
+        if not _is_dav(req.path):
+            return self.error(404)
+        if self.alternative and not self._authorized(req):
+            return self._unauthorized()  # firmware from mid-2026 on (NOTES.md)
+        return self.dav.handle(req, self)
 
-    def _documented_path(self, path: str) -> bool:
-        return path.startswith(PREFIX + "/") and self._route_path(path)[len(PREFIX):] in {p for _, p in ROUTES}
+    def not_found(self, req: Request) -> Response:
+        if self.fault("unknown_path_served") and req.path.startswith(PREFIX + "/"):
+            # the web UI's catch-all answers an unknown API path with its page (behind the credentials)
+            return self._unauthorized() if not self._authorized(req) else \
+                Response(200, {"Content-Type": "text/html"}, INDEX_HTML)
+        return self.error(404)
 
-    def _unknown_api_path(self, path: str) -> bool:
-        sub = path[len(PREFIX):]
-        return path.startswith(PREFIX + "/") and sub not in KNOWN_PATHS and not COMPONENT_PATH.fullmatch(sub)
+    def method_not_allowed(self, req: Request, allowed: list[str]) -> Response:
+        if self.alternative:
+            return self.error(405, "method not allowed", headers={"Allow": ", ".join(allowed)})
+        return self.error(404)  # like an unknown endpoint: the document lists no 405
 
     def _body_limit(self) -> int | None:
         if self.fault("oversized_body_accepted"):
@@ -712,7 +677,7 @@ class Esp32EvseEmulator(DeviceEmulator):
         realm = 'Basic realm="EVSE"' if self.fault("wrong_auth_realm") else REALM
         return self.error(401, headers={"WWW-Authenticate": realm})
 
-    def error(self, status: int, detail: str | None = None, headers=None) -> Response:
+    def error(self, status: int, detail: str | None = None, headers=None, *, code: str | None = None) -> Response:
         """The firmware's short text/html error, connection closed (NOTES.md); the alternative
         answers a JSON object and keeps the connection."""
         if not self.alternative:
@@ -729,10 +694,10 @@ class Esp32EvseEmulator(DeviceEmulator):
     def _fields(self, table: dict[str, Field], body: Any, *, config: bool = False) -> dict[str, Any]:
         """Validate the recognised keys of an object body; no recognised key -> 400."""
         if not isinstance(body, dict):
-            raise Invalid("expected a JSON object")
+            raise Refused("expected a JSON object")
         known = [key for key in body if key in table]
         if not known and not (config and self.fault("empty_object_accepted")):
-            raise Invalid("no recognised field")
+            raise Refused("no recognised field")
         return {key: check_value(table[key], body[key], self.faults, key) for key in known}
 
     def _scalar(self, field: Field, body: Any) -> Any:
@@ -740,7 +705,7 @@ class Esp32EvseEmulator(DeviceEmulator):
         if self.fault("bare_scalar_type_unchecked"):
             body = coerce(field.kind, body)
         if isinstance(body, (dict, list)) or body is None:
-            raise Invalid("expected a bare JSON scalar")
+            raise Refused("expected a bare JSON scalar")
         return check_value(field, body, self.faults)
 
     def _text_lines(self, req: Request, lines: list[str], *, count: bool = True, index: bool = True) -> Response:
@@ -748,19 +713,15 @@ class Esp32EvseEmulator(DeviceEmulator):
         if index and "index" in req.query:
             raw = req.query["index"][0]
             if not raw.isascii() or not raw.isdigit():
-                raise Invalid("index must be a non-negative integer")
+                raise Refused("index must be a non-negative integer")
             start = int(raw)
         headers = {"X-Count": str(len(lines))} if count else {}
         return Response.text("".join(line + "\n" for line in lines[start:]), headers=headers)
 
-    def _schedule_restart(self) -> None:
-        """ "about one second later" (POST /restart); the same for firmware that restarts."""
-        self.restart(1.0, self._boot)
-
-    def _boot(self) -> None:
+    def boot(self) -> None:
         """What a start does: see "Restarts" above."""
-        self.counters["restarts"] += 1
-        self.boot = time.monotonic()
+        self.count("restarts")
+        self.booted_at = self.now()
         self.log_lines = list(BOOT_LOG)
         evse = self.config["evse"]
         self.live.update({
@@ -773,7 +734,7 @@ class Esp32EvseEmulator(DeviceEmulator):
 
     # -- state -----------------------------------------------------------------------------------
 
-    def _get_state(self, req, body, arg) -> Response:
+    def get_state(self, req: Request) -> Response:
         state = copy.deepcopy(self.live)
         if self.fault("state_current_as_string"):
             state["chargingCurrent"] = f"{state['chargingCurrent']:.1f}"
@@ -785,12 +746,12 @@ class Esp32EvseEmulator(DeviceEmulator):
         # the alternative: a negative limit means "none" (0)
         return {**STATE_FIELDS, **{key: Field("number") for key in ("consumptionLimit", "chargingTimeLimit", "underPowerLimit")}}
 
-    def _post_state(self, req, body, arg) -> Response:
-        self._set_state(self._fields(self._state_fields(), body))
+    def post_state(self, req: Request) -> Response:
+        self._set_state(self._fields(self._state_fields(), req.data))
         return self._ok()
 
-    def _post_state_scalar(self, req, body, arg) -> Response:
-        self._set_state({arg: self._scalar(self._state_fields()[arg], body)})
+    def post_state_scalar(self, req: Request) -> Response:
+        self._set_state({req.route.arg: self._scalar(self._state_fields()[req.route.arg], req.data)})
         return self._ok()
 
     def _set_state(self, changes: dict[str, Any]) -> None:
@@ -802,7 +763,7 @@ class Esp32EvseEmulator(DeviceEmulator):
         if current is not None and current > ceiling and self.alternative:
             current = changes["chargingCurrent"] = ceiling  # clamped to the hard ceiling
         if current is not None and current > ceiling:
-            raise Invalid(f"chargingCurrent: must be at most maxChargingCurrent ({ceiling})")
+            raise Refused(f"chargingCurrent: must be at most maxChargingCurrent ({ceiling})")
         if current is not None:
             changes["chargingCurrent"] = round(float(current), 1)
         if "available" in changes and changes["available"] != self.live["available"]:
@@ -813,12 +774,12 @@ class Esp32EvseEmulator(DeviceEmulator):
                 self.live["state"] = self.state_before_unavailable
         self.live.update(changes)
 
-    def _authorize(self, req, body, arg) -> Response:
+    def authorize_charging(self, req: Request) -> Response:
         if not self.fault("authorize_ignored"):
             self.live["pendingAuth"] = False
         return self._ok()
 
-    def _reset_total_consumption(self, req, body, arg) -> Response:
+    def reset_total_consumption(self, req: Request) -> Response:
         self.live["totalConsumption"] = 0
         return self._ok()
 
@@ -837,25 +798,26 @@ class Esp32EvseEmulator(DeviceEmulator):
                     entry[key] = next(c for c in choices if str(c) == entry[key])
         return value
 
-    def _get_block(self, req, body, block) -> Response:
-        return Response.json(self._block_view(block))
+    def get_block(self, req: Request) -> Response:
+        return Response.json(self._block_view(req.route.arg))
 
-    def _get_config(self, req, body, arg) -> Response:
+    def get_config(self, req: Request) -> Response:
         return Response.json({block: self._block_view(block) for block in BLOCKS})
 
-    def _post_block(self, req, body, block) -> Response:
-        self.config[block] = self._validate_block(block, body)
+    def post_block(self, req: Request) -> Response:
+        block = req.route.arg
+        self.config[block] = self._validate_block(block, req.data)
         return self._ok()
 
-    def _post_config(self, req, body, arg) -> Response:  # only with fault combined_config_post
-        if not isinstance(body, dict) or not any(block in body for block in BLOCKS):
-            raise Invalid("no recognised block")
-        new = {block: self._validate_block(block, body[block]) for block in BLOCKS if block in body}
+    def post_config(self, req: Request) -> Response:  # only with fault combined_config_post
+        if not isinstance(req.data, dict) or not any(block in req.data for block in BLOCKS):
+            raise Refused("no recognised block")
+        new = {block: self._validate_block(block, req.data[block]) for block in BLOCKS if block in req.data}
         self.config.update(new)
         return self._ok()
 
     def _validate_block(self, block: str, body: Any) -> Any:
-        """The complete new value of a block, or Invalid; nothing is applied here."""
+        """The complete new value of a block, or Refused; nothing is applied here."""
         if block == "serial":
             return self._validate_serial(body)
         table = CONFIG_FIELDS[block]
@@ -877,36 +839,36 @@ class Esp32EvseEmulator(DeviceEmulator):
         """Cross-field rules and the board's capabilities, for the keys being written."""
         if "defaultChargingCurrent" in changes:
             if changes["defaultChargingCurrent"] > candidate["maxChargingCurrent"]:
-                raise Invalid("defaultChargingCurrent: must be at most maxChargingCurrent")
+                raise Refused("defaultChargingCurrent: must be at most maxChargingCurrent")
             candidate["defaultChargingCurrent"] = round(float(changes["defaultChargingCurrent"]), 1)
         meter = changes.get("energyMeterMode")
         if meter == "cur_vlt" and BOARD["energyMeter"] != "cur_vlt" and not self.fault("capability_unchecked"):
-            raise Invalid("energyMeterMode: the board has no voltage sensing")
+            raise Refused("energyMeterMode: the board has no voltage sensing")
         if meter == "cur" and BOARD["energyMeter"] == "none":
-            raise Invalid("energyMeterMode: the board has no energy meter")
+            raise Refused("energyMeterMode: the board has no energy meter")
         if self.alternative:
             return  # the document names only cur_vlt and the 6-63 A range; the rest is stored
         if changes.get("rcm") and not BOARD["rcm"]:
-            raise Invalid("rcm: the board has no residual current monitor")
+            raise Refused("rcm: the board has no residual current monitor")
         if changes.get("energyMeterThreePhases") and not BOARD["energyMeterThreePhases"]:
-            raise Invalid("energyMeterThreePhases: the board meters one phase")
+            raise Refused("energyMeterThreePhases: the board meters one phase")
         if changes.get("socketOutlet") and not (BOARD["socketLock"] and BOARD["proximity"]):
-            raise Invalid("socketOutlet: the board has no socket lock / proximity sensing")
+            raise Refused("socketOutlet: the board has no socket lock / proximity sensing")
         if changes.get("socketLockBreakTime", math.inf) < BOARD["socketLockMinBreakTime"]:
-            raise Invalid(f"socketLockBreakTime: must be at least {BOARD['socketLockMinBreakTime']}")
+            raise Refused(f"socketLockBreakTime: must be at least {BOARD['socketLockMinBreakTime']}")
 
     def _validate_serial(self, body: Any) -> list[dict[str, Any]]:
         if not isinstance(body, list):
-            raise Invalid("expected an array")
+            raise Refused("expected an array")
         ports = len(BOARD["serials"])
         if len(body) != ports and not (self.fault("serial_length_unchecked") and len(body) < ports):
-            raise Invalid(f"expected {ports} entries, one per serial port of the board")
+            raise Refused(f"expected {ports} entries, one per serial port of the board")
         new = copy.deepcopy(self.config["serial"])
         recognised = False
         table = CONFIG_FIELDS["serial"]
         for i, entry in enumerate(body):
             if not isinstance(entry, dict):
-                raise Invalid(f"[{i}]: expected an object")
+                raise Refused(f"[{i}]: expected an object")
             if self.alternative:  # numbers as the table lists them, or strings as the example shows
                 entry = {key: (str(value) if key in NUMBER_CHOICES and value in NUMBER_CHOICES[key]
                                and not isinstance(value, bool) else value) for key, value in entry.items()}
@@ -915,61 +877,61 @@ class Esp32EvseEmulator(DeviceEmulator):
             recognised = recognised or bool(changes)
             new[i].update(changes)
         if not recognised and not self.fault("empty_object_accepted"):
-            raise Invalid("no recognised field")
+            raise Refused("no recognised field")
         return new
 
     # -- Wi-Fi -----------------------------------------------------------------------------------
 
-    def _wifi_scan(self, req, body, arg) -> Response:
+    def wifi_scan(self, req: Request) -> Response:
         if self.alternative:
             return Response.json([{**network, "channel": 6} for network in WIFI_SCAN])
         return Response.json(WIFI_SCAN)
 
-    def _wifi_state(self, req, body, arg) -> Response:
+    def get_wifi_state(self, req: Request) -> Response:
         if self.alternative:
             return Response.json({**self.wifi_state, "hostname": self.config["discovery"]["hostname"]})
         return Response.json(self.wifi_state)
 
-    def _wifi_ap(self, req, body, arg) -> Response:
-        enabled = self._scalar(BOOL, body)
+    def wifi_ap(self, req: Request) -> Response:
+        enabled = self._scalar(BOOL, req.data)
         self.later(1.0, lambda: self.wifi_state.__setitem__("apEnabled", enabled))
         return self._ok()
 
     # -- scripting -------------------------------------------------------------------------------
 
-    def _script_output(self, req, body, arg) -> Response:
+    def script_output(self, req: Request) -> Response:
         return self._text_lines(req, self.script_lines)
 
-    def _script_reload(self, req, body, arg) -> Response:
+    def script_reload(self, req: Request) -> Response:
         return self._ok()
 
-    def _components(self, req, body, arg) -> Response:
+    def list_components(self, req: Request) -> Response:
         return Response.json([{key: c[key] for key in ("id", "name", "description")} for c in self.components])
 
     def _component(self, component_id: str) -> dict | None:
         return next((c for c in self.components if c["id"] == component_id), None)
 
-    def _get_component(self, req, body, component_id) -> Response:
-        component = self._component(component_id)
+    def get_component(self, req: Request) -> Response:
+        component = self._component(req.params["id"])
         if component is None:
             return self.error(404) if self.fault("missing_component_404") else Response.json(None)
         return Response.json({"params": component["params"]})
 
-    def _post_component(self, req, body, component_id) -> Response:
-        component = self._component(component_id)
+    def post_component(self, req: Request) -> Response:
+        component = self._component(req.params["id"])
         if component is None:
             return self.error(404)
-        if not isinstance(body, dict) or not isinstance(body.get("params"), list) or not body["params"]:
-            raise Invalid("expected {\"params\": [{\"key\": ..., \"value\": ...}, ...]}")
+        if not isinstance(req.data, dict) or not isinstance(req.data.get("params"), list) or not req.data["params"]:
+            raise Refused("expected {\"params\": [{\"key\": ..., \"value\": ...}, ...]}")
         params = {p["key"]: p for p in component["params"]}
         kinds = {"number": Field("number"), "boolean": BOOL, "string": STR}
         updates = []
-        for i, item in enumerate(body["params"]):
+        for i, item in enumerate(req.data["params"]):
             if not isinstance(item, dict) or "key" not in item or "value" not in item:
-                raise Invalid(f"params[{i}]: expected an object with key and value")
+                raise Refused(f"params[{i}]: expected an object with key and value")
             param = params.get(item["key"]) if isinstance(item["key"], str) else None
             if param is None:
-                raise Invalid(f"params[{i}]: unknown key {item['key']!r}")
+                raise Refused(f"params[{i}]: unknown key {item['key']!r}")
             updates.append((param, check_value(kinds[param["type"]], item["value"], self.faults, item["key"])))
         for param, value in updates:
             param["value"] = value
@@ -977,96 +939,96 @@ class Esp32EvseEmulator(DeviceEmulator):
 
     # -- firmware & Nextion ----------------------------------------------------------------------
 
-    def _channels(self, req, body, arg) -> Response:
+    def channels(self, req: Request) -> Response:
         return Response.json(CHANNELS)
 
-    def _get_channel(self, req, body, arg) -> Response:
+    def get_channel(self, req: Request) -> Response:
         return Response.json(self.channel)
 
-    def _post_channel(self, req, body, arg) -> Response:
+    def post_channel(self, req: Request) -> Response:
         field = Field("str", min_len=1) if self.alternative else Field("str", choices=tuple(CHANNELS))
-        self.channel = check_value(field, self._scalar(STR, body), self.faults)
+        self.channel = check_value(field, self._scalar(STR, req.data), self.faults)
         return self._ok()
 
-    def _check_update(self, req, body, arg) -> Response:
+    def check_update(self, req: Request) -> Response:
         if self.update_available is None:
             return self.error(404)
         return Response.json({"available": self.update_available, "current": self.app_version})
 
-    def _firmware_update(self, req, body, arg) -> Response:
+    def firmware_update(self, req: Request) -> Response:
         if self.update_available is None:
             return self.error(520)
         if self.update_available != self.app_version:
-            self.counters["firmwareUpdates"] += 1
+            self.count("firmwareUpdates")
             self.app_version = self.update_available
-            self._schedule_restart()
+            self.restart(RESTART_DELAY)
         return self._ok()
 
-    def _firmware_upload(self, req, body, arg) -> Response:
-        if not is_app_image(req.body):
+    def firmware_upload(self, req: Request) -> Response:
+        if not is_app_image(req.data):
             return self.error(523, "invalid firmware image")
-        self.counters["firmwareUploads"] += 1
-        self._schedule_restart()
+        self.count("firmwareUploads")
+        self.restart(RESTART_DELAY)
         return self._ok()
 
-    def _nextion_info(self, req, body, arg) -> Response:
+    def nextion_info(self, req: Request) -> Response:
         return Response.json(self.nextion)
 
-    def _nextion_upload(self, req, body, arg) -> Response:
+    def nextion_upload(self, req: Request) -> Response:
         if "baud-rate" in req.query:
             raw = req.query["baud-rate"][0]
             if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
-                raise Invalid("baud-rate must be a positive integer")
+                raise Refused("baud-rate must be a positive integer")
         if self.nextion is None:
             return self.error(531, "no display answers")
-        self.counters["nextionUploads"] += 1
+        self.count("nextionUploads")
         return self._ok()
 
     # -- system ----------------------------------------------------------------------------------
 
-    def _info(self, req, body, arg) -> Response:
+    def info(self, req: Request) -> Response:
         extra = {"mac": WIFI_STATE["mac"]} if self.alternative else {}
-        return Response.json({**INFO, "uptime": int(time.monotonic() - self.boot), "appVersion": self.app_version, **extra})
+        return Response.json({**INFO, "uptime": int(self.now() - self.booted_at), "appVersion": self.app_version, **extra})
 
-    def _board_config(self, req, body, arg) -> Response:
+    def board_config(self, req: Request) -> Response:
         return Response.json(BOARD)
 
-    def _get_time(self, req, body, arg) -> Response:
-        return Response.json(int(time.time() + self.clock_offset))
+    def get_time(self, req: Request) -> Response:
+        return Response.json(int(self.wall() + self.time_shift))
 
-    def _post_time(self, req, body, arg) -> Response:
-        self.clock_offset = self._scalar(NONNEG, body) - time.time()
+    def post_time(self, req: Request) -> Response:
+        self.time_shift = self._scalar(NONNEG, req.data) - self.wall()
         return self._ok()
 
-    def _restart(self, req, body, arg) -> Response:
-        self._schedule_restart()
+    def post_restart(self, req: Request) -> Response:
+        self.restart(RESTART_DELAY)
         return self._ok()
 
-    def _credentials(self, req, body, arg) -> Response:
-        if not isinstance(body, dict) or "user" not in body or "password" not in body:
-            raise Invalid("expected {\"user\": ..., \"password\": ...}")
-        self.credentials = (check_value(STR, body["user"], self.faults, "user"),
-                            check_value(STR, body["password"], self.faults, "password"))
+    def post_credentials(self, req: Request) -> Response:
+        if not isinstance(req.data, dict) or "user" not in req.data or "password" not in req.data:
+            raise Refused("expected {\"user\": ..., \"password\": ...}")
+        self.credentials = (check_value(STR, req.data["user"], self.faults, "user"),
+                            check_value(STR, req.data["password"], self.faults, "password"))
         return self._ok()
 
-    def _log(self, req, body, arg) -> Response:
+    def log(self, req: Request) -> Response:
         return self._text_lines(req, self.log_lines, count=not self.fault("log_count_missing"),
                                 index=not self.fault("log_index_ignored"))
 
-    def _get_panic(self, req, body, arg) -> Response:
+    def get_panic(self, req: Request) -> Response:
         if self.panic is None:
             return Response.text("") if self.alternative else self.error(404, "no panic log stored")
         text, when = self.panic
         headers = {} if self.fault("panic_time_missing") else {"X-Time": str(int(when))}
         return Response.text(text, headers=headers)
 
-    def _delete_panic(self, req, body, arg) -> Response:
+    def delete_panic(self, req: Request) -> Response:
         self.panic = None
         return self._ok()
 
     # -- emulator-only controls (/__emulator__/...) ----------------------------------------------
 
-    def controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
+    def device_controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
         return {
             ("POST", "live"): self._ctl_live,
             ("POST", "panic"): self._ctl_panic,
@@ -1074,8 +1036,6 @@ class Esp32EvseEmulator(DeviceEmulator):
             ("POST", "script-output"): lambda payload: self.script_lines.extend(_lines(payload)),
             ("POST", "update-info"): self._ctl_update_info,
             ("POST", "nextion"): self._ctl_nextion,
-            ("GET", "counters"): lambda payload: dict(self.counters),
-            ("POST", "reset"): lambda payload: self.reset(),
         }
 
     def _ctl_live(self, payload: Any) -> None:
@@ -1088,16 +1048,16 @@ class Esp32EvseEmulator(DeviceEmulator):
                     changes[key] = check_value(LIVE_FIELDS[key], value, frozenset(), key)
                 elif key in ("voltage", "current"):
                     if not isinstance(value, list) or len(value) != 3:
-                        raise Invalid(f"{key}: expected 3 numbers")
+                        raise Refused(f"{key}: expected 3 numbers")
                     changes[key] = [check_value(Field("number"), v, frozenset(), key) for v in value]
                 elif key == "errors":
                     if value is not None and not (isinstance(value, list) and all(v in ERRORS for v in value)):
-                        raise Invalid(f"errors: null or a list of {', '.join(ERRORS)}")
+                        raise Refused(f"errors: null or a list of {', '.join(ERRORS)}")
                     changes[key] = value
                 else:
-                    raise Invalid(f"unknown /state field {key!r}")
-            except Invalid as exc:
-                raise ControlError(str(exc)) from None
+                    raise Refused(f"unknown /state field {key!r}")
+            except Refused as exc:
+                raise ControlError(exc.detail) from None
         if "chargingCurrent" in changes:
             changes["chargingCurrent"] = float(changes["chargingCurrent"])
         self.live.update(changes)
@@ -1107,7 +1067,7 @@ class Esp32EvseEmulator(DeviceEmulator):
             self.panic = None
         elif isinstance(payload, dict) and isinstance(payload.get("text"), str) \
                 and isinstance(payload.get("time", 0), (int, float)):
-            self.panic = (payload["text"], payload.get("time", time.time()))
+            self.panic = (payload["text"], payload.get("time", self.wall()))
         else:
             raise ControlError('expected {"text": str, "time": epoch seconds} or {}')
 

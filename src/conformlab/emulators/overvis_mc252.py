@@ -30,35 +30,36 @@ their trailing slash exactly as the tables write them.
   counts it. (The reset and the import restart because saved settings take effect at the next
   start: NOTES.md.)
 
-Order of checks for /api requests: route (404; a documented path with another method: 405) ->
-access level (401) -> JSON body (400) -> SD card mounted (503, card paths) -> query and body
-values (400) -> apply. Every error answer is
-the document's envelope {"error": "<code>", "message": "<text>"} as application/json, and the
-connection stays open (keep-alive) after errors too.
+Order of checks for /api requests (the core's pipeline): route (404; a documented path with
+another method: 405 with Allow) -> access level (401, `authorize`) -> JSON body (400, `read_body`)
+-> SD card mounted (503, card paths) -> query and body values (400) -> apply. Every error answer
+is the document's envelope {"error": "<code>", "message": "<text>"} as application/json (`error`),
+and the connection stays open (keep-alive) after errors too.
 
 Switch on named faults (FAULTS; each one realistic firmware bug tied to the sentence it breaks) to
 check that a conformance suite catches it. Start: `OvervisMc252Emulator(faults=(), auth={"login":
-..., "password": ...}, token_header="both")`.
+..., "password": ...}, token_header="both")` (`token_header`: the targets.toml key of the same name).
 
-Emulator-only controls (under /__emulator__/, JSON in and out, never authenticated):
-- GET  /__emulator__/              -> {"device": "overvis-mc252", "faults": [...]}
-- POST /__emulator__/reset         -> everything back to the state at start (settings, sessions,
+Emulator-only controls (under /__emulator__/, JSON in and out, never authenticated): the core's
+GET /__emulator__/, GET counters, POST reset, POST advance {"seconds": N} -> {"advanced": ...} and
+POST restart (what they mean here first), and the device's own:
+- POST reset                       -> everything back to the state at start (settings, sessions,
                                       salts, card, clock, counters, button, VPN, token_header)
-- GET  /__emulator__/counters      -> {"identify", "reboots", "logins", "loginFailures", "logouts",
+- GET  counters                    -> {"identify", "reboots", "logins", "loginFailures", "logouts",
                                       "salts", "savedWrites", "timeSyncs", "timeSets", ...}
-- POST /__emulator__/button {}     -> the front-panel button: every guest gets level 1 for 600 s
+- POST advance {"seconds": 61}     -> the emulator clock moves: sessions, button, Modbus answers,
+                                      searches, device time, uptime
+- POST button {}                   -> the front-panel button: every guest gets level 1 for 600 s
                                       on the emulator clock -> {"level1ForSec": 600}
-- GET  /__emulator__/button        -> {"level1ForSec": seconds left (0 when not pressed)}
-- GET/POST /__emulator__/vpn {"addresses": ["127.0.0.5"]} -> requests from these client addresses
+- GET  button                      -> {"level1ForSec": seconds left (0 when not pressed)}
+- GET/POST vpn {"addresses": ["127.0.0.5"]} -> requests from these client addresses
                                       come "from the VPN cloud" (level 2); [] -> none
-- POST /__emulator__/advance {"seconds": 61} -> move the emulator clock forward (sessions,
-                                      button, Modbus answers, searches, device time, uptime)
-- GET/POST /__emulator__/token_header {"header": "Authorized" | "Authorization" | "both"}
+- GET/POST token_header {"header": "Authorized" | "Authorization" | "both"}
                                    -> which request header the device reads the token from
-- GET  /__emulator__/settings      -> {"active": {...}, "saved": {...}}
-- GET  /__emulator__/sessions      -> {"sessions": live sessions, "salts": unused salts} (counts
+- GET  settings                    -> {"active": {...}, "saved": {...}}
+- GET  sessions                    -> {"sessions": live sessions, "salts": unused salts} (counts
                                       only: no token or salt ever leaves through a control)
-- GET/POST /__emulator__/card {"inserted": true} -> put an ejected SD card back
+- GET/POST card {"inserted": true} -> put an ejected SD card back
 
 The alternative reading (`reading = "alternative"` on the target, `self.alternative`) makes the
 choices below that the suites depend on the other way a conforming device may make them:
@@ -172,14 +173,15 @@ import json
 import math
 import re
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import credentials as compare
-from .server import CONTROL_PREFIX, ControlError, DeviceEmulator, Request, Response, reason_phrase
+from conformlab.profiles import MC252_TOKEN_HEADERS as TOKEN_HEADERS
 
-PREFIX = "/api"
+from . import credentials as compare
+from .core import JSON, ControlError, DeviceEmulator, MalformedBody, Refused, Route, json_value
+from .server import Request, Response, is_control, reason_phrase
+
 SESSION_TTL = 60  # "ttlSec": 60 (NOTES.md)
 BUTTON_SECONDS = 600  # "for 10 minutes"
 MAX_SALTS = 8  # unused salts the device remembers
@@ -189,14 +191,13 @@ MAX_TRANSACTIONS = 32
 # Seconds between the answer to a command that restarts the device (reboot, settings reset and
 # import, update program) and the restart: the document gives none, so 1 s (the harness's default).
 RESTART_DELAY = 1.0
-TOKEN_HEADERS = ("Authorized", "Authorization")
 FACTORY_AUTH = {"login": "admin", "password": "admin"}
 
 # Fault name -> the sentence of the document (or NOTES.md) it breaks; the comment says how it shows.
 LOGIN_HASH = "Log in via /api/login/ by sending a SHA1 password hash: login + password + salt."
 SESSION_TOKEN = "All subsequent requests must include the session token Bearer xxxxxxxxxx in the Authorized header."
 # fault -> the flaw it gives the session token comparison
-TOKEN_FLAWS = {"token_prefix_accepted": compare.PREFIX, "token_case_insensitive": compare.CASE}
+TOKEN_FLAWS = compare.comparison_faults("token", (compare.PREFIX, compare.CASE))
 FAULTS: dict[str, str] = {
     # the SD-card paths (/card/...) skip the access check: a guest lists and reads files
     "card_open_to_guests":
@@ -276,8 +277,7 @@ NEAR_MISS_FAULTS: dict[str, str] = {
     "empty_password_hash_accepted": "hash-empty-password",
     "password_trailing_space_accepted": "password-trailing-space",
     "login_case_insensitive": "login-case-swapped",
-    "token_prefix_accepted": "token-truncated",
-    "token_case_insensitive": "token-case-swapped",
+    **compare.near_misses_let_through(TOKEN_FLAWS, "token", prefix="token-truncated"),
     "bearer_scheme_optional": "token-without-scheme",
     "token_scheme_unchecked": "token-in-basic-scheme",
 }
@@ -414,69 +414,62 @@ def initial_card(now: float) -> tuple[set[str], dict[str, tuple[bytes, int]]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Routes: (method, path below /api) -> handler and access level
-
-@dataclass(frozen=True)
-class Route:
-    handler: str
-    level: int  # the table's access level
+# Routes: the document's two tables (reads: GET; commands: POST with a JSON object), each row with
+# its access level (`access`: 0 guest, 1 power user, as the schema's x-conformlab level)
 
 
-ROUTES: dict[tuple[str, str], Route] = {
-    ("GET", "/version/"): Route("version", 0),
-    ("GET", "/login/salt/"): Route("salt", 0),
-    ("GET", "/identify/"): Route("identify", 1),
-    ("GET", "/state/get/"): Route("state_get", 1),
-    ("GET", "/settings/active/get/"): Route("active_get", 1),
-    ("GET", "/settings/saved/get/"): Route("saved_get", 1),
-    ("GET", "/modbus/resp/"): Route("modbus_resp", 1),
-    ("GET", "/modbus/find/result/"): Route("find_result", 1),
-    ("GET", "/modbus/class-find/result/"): Route("class_find_result", 1),
-    ("POST", "/login/"): Route("login", 0),
-    ("POST", "/cmd/logout/"): Route("logout", 1),
-    ("POST", "/cmd/memory/card_eject/"): Route("card_eject", 1),
-    ("POST", "/cmd/time/sync/"): Route("time_sync", 1),
-    ("POST", "/cmd/time/set/"): Route("time_set", 1),
-    ("POST", "/cmd/reboot/"): Route("reboot", 1),
-    ("POST", "/cmd/callback/reconnect/"): Route("cloud_reconnect", 1),
-    ("POST", "/cmd/updates/download/"): Route("update_download", 1),
-    ("POST", "/cmd/updates/program/"): Route("update_program", 1),
-    ("POST", "/cmd/settings/reset/"): Route("settings_reset", 1),
-    ("POST", "/cmd/settings/import/"): Route("settings_import", 1),
-    ("POST", "/cmd/settings/export/"): Route("settings_export", 1),
-    ("POST", "/cmd/gsm/sms-test/"): Route("sms_test", 1),
-    ("POST", "/activation/"): Route("activation", 1),
-    ("POST", "/card/file/info/"): Route("card_info", 1),
-    ("POST", "/card/file/read/"): Route("card_read", 1),
-    ("POST", "/card/file/write/"): Route("card_write", 1),
-    ("POST", "/card/remove/"): Route("card_remove", 1),
-    ("POST", "/card/dir/"): Route("card_dir", 1),
-    ("POST", "/settings/saved/set/"): Route("saved_set", 1),
-    ("POST", "/modbus/req/"): Route("modbus_req", 1),
-    ("POST", "/modbus/find/start/"): Route("find_start", 1),
-    ("POST", "/modbus/find/stop/"): Route("find_stop", 1),
-    ("POST", "/modbus/class-find/search-meta-info/"): Route("class_find_meta", 1),
-    ("POST", "/modbus/class-find/start/"): Route("class_find_start", 1),
-    ("POST", "/modbus/class-find/stop/"): Route("class_find_stop", 1),
-}
-ALLOWED: dict[str, list[str]] = {}
-for _method, _path in ROUTES:
-    ALLOWED.setdefault(_path, []).append(_method)
+def _read(path: str, handler: str, level: int) -> Route:
+    return Route("GET", path, handler, access=level)
+
+
+def _command(path: str, handler: str, level: int) -> Route:
+    return Route("POST", path, handler, body=JSON, access=level)
+
+
+ROUTES: tuple[Route, ...] = (
+    _read("/version/", "_version", 0),
+    _read("/login/salt/", "_salt", 0),
+    _read("/identify/", "_identify", 1),
+    _read("/state/get/", "_state_get", 1),
+    _read("/settings/active/get/", "_active_get", 1),
+    _read("/settings/saved/get/", "_saved_get", 1),
+    _read("/modbus/resp/", "_modbus_resp", 1),
+    _read("/modbus/find/result/", "_find_result", 1),
+    _read("/modbus/class-find/result/", "_class_find_result", 1),
+    _command("/login/", "_login", 0),
+    _command("/cmd/logout/", "_logout", 1),
+    _command("/cmd/memory/card_eject/", "_card_eject", 1),
+    _command("/cmd/time/sync/", "_time_sync", 1),
+    _command("/cmd/time/set/", "_time_set", 1),
+    _command("/cmd/reboot/", "_reboot", 1),
+    _command("/cmd/callback/reconnect/", "_cloud_reconnect", 1),
+    _command("/cmd/updates/download/", "_update_download", 1),
+    _command("/cmd/updates/program/", "_update_program", 1),
+    _command("/cmd/settings/reset/", "_settings_reset", 1),
+    _command("/cmd/settings/import/", "_settings_import", 1),
+    _command("/cmd/settings/export/", "_settings_export", 1),
+    _command("/cmd/gsm/sms-test/", "_sms_test", 1),
+    _command("/activation/", "_activation", 1),
+    _command("/card/file/info/", "_card_info", 1),
+    _command("/card/file/read/", "_card_read", 1),
+    _command("/card/file/write/", "_card_write", 1),
+    _command("/card/remove/", "_card_remove", 1),
+    _command("/card/dir/", "_card_dir", 1),
+    _command("/settings/saved/set/", "_saved_set", 1),
+    _command("/modbus/req/", "_modbus_req", 1),
+    _command("/modbus/find/start/", "_find_start", 1),
+    _command("/modbus/find/stop/", "_find_stop", 1),
+    _command("/modbus/class-find/search-meta-info/", "_class_find_meta", 1),
+    _command("/modbus/class-find/start/", "_class_find_start", 1),
+    _command("/modbus/class-find/stop/", "_class_find_stop", 1),
+)
 
 ERROR_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                500: "internal_error", 503: "unavailable"}
 
 
-class ApiError(Exception):
-    """An error answer: status, envelope code and message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def bad(message: str, code: str = "bad_request") -> ApiError:
-    return ApiError(400, code, message)
+def bad(message: str, code: str = "bad_request") -> Refused:
+    return Refused(message, 400, code=code)
 
 
 @dataclass
@@ -515,36 +508,27 @@ class Search:
         return answer
 
 
-def _is_control(path: str) -> bool:
-    return path.startswith(CONTROL_PREFIX) or path == CONTROL_PREFIX[:-1]
-
-
 # ---------------------------------------------------------------------------------------------
 
 
 class OvervisMc252Emulator(DeviceEmulator):
     NAME = "overvis-mc252"
+    PREFIX = "/api"
+    ROUTES = ROUTES
     FAULTS = FAULTS
-    AUTH_KEYS = ("login", "password")
-    # an emulator target may set `token_header = "Authorized"` (if the profile lists it in target_options)
-    TARGET_OPTIONS = {"token_header": "token_header"}
 
     def __init__(self, faults=(), auth=None, token_header: str = "both") -> None:
         super().__init__(faults, auth)
-        for key, value in self.auth.items():
-            if not isinstance(value, str):
-                raise ValueError(f"auth {key!r} must be a string")
-        if not self.auth.get("login", "x"):
-            raise ValueError("auth 'login' must not be empty")
         self.credentials = {**FACTORY_AUTH, **self.auth}
-        if token_header not in ("both", *TOKEN_HEADERS):
-            raise ValueError("token_header must be 'Authorized', 'Authorization' or 'both'")
+        problem = self.profile.target_options["token_header"](token_header)
+        if problem:
+            raise ValueError(f"token_header {problem}")
         self.start_token_header = token_header
         self.reset()
 
     def reset(self) -> None:
         """Back to the state at start (also POST /__emulator__/reset)."""
-        self.offset = 0.0  # the emulator clock: time.monotonic() + offset
+        super().reset()  # timers (a pending restart), the clock, the counters
         self.time_shift = 0.0  # device time minus network time (cmd/time/set)
         self.time_synced = True
         self.saved = copy.deepcopy(DEFAULT_SETTINGS)
@@ -559,13 +543,15 @@ class OvervisMc252Emulator(DeviceEmulator):
             "timeSets", "cloudReconnects", "updateDownloads", "updatePrograms", "settingsResets",
             "settingsImports", "settingsExports", "smsTests", "activations", "cardEjects", "cardWrites",
             "cardRemoves", "modbusRequests", "findStarts", "classFindStarts", "restarts")}
-        # A restart pending or under way is forgotten: the emulator is up, as at start.
-        self.cancel_timers()
-        self.down = False
-        self._boot()
+        self._start()
 
-    def _boot(self) -> None:
-        """What a (re)start resets: RAM state. The saved settings become the active ones."""
+    def boot(self) -> None:
+        """The device comes back from a restart (the core's `restart`)."""
+        self.count("restarts")
+        self._start()
+
+    def _start(self) -> None:
+        """What every start resets: RAM state. The saved settings become the active ones."""
         self.boot_at = self.now()
         self.active = copy.deepcopy(self.saved)
         self.sessions: dict[str, float] = {}  # token -> last use (emulator clock)
@@ -577,46 +563,50 @@ class OvervisMc252Emulator(DeviceEmulator):
         self.find = Search()
         self.class_find = Search()
 
-    def now(self) -> float:
-        return time.monotonic() + self.offset
-
     def device_time(self) -> float:
-        return time.time() + self.offset + self.time_shift
+        return self.wall() + self.time_shift
 
-    # -- request pipeline: route (404/405) -> level (401) -> body (400) -> apply ----------------
+    # -- the pipeline's hooks: path (404/405) -> level (401) -> JSON body (400) -------------------
 
     def handle(self, request: Request) -> Response:
         response = super().handle(request)
-        if self.fault("keepalive_broken") and not _is_control(request.path):
+        if self.fault("keepalive_broken") and not is_control(request.path):
             response.close = True  # closed after every answer, without saying so
         return response
 
-    def device_handle(self, req: Request) -> Response:
-        try:
-            return self._dispatch(req)
-        except ApiError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return self.error(exc.status, exc.message, headers, code=exc.code)
+    def resolve(self, req: Request) -> Route | None:
+        if self.alternative and not req.path.endswith("/") and self.allowed_methods(req.path + "/"):
+            req.path += "/"  # alternative reading: the path without its trailing slash is the same path
+        return super().resolve(req)
 
-    def _dispatch(self, req: Request) -> Response:
-        path = req.path[len(PREFIX):] if req.path.startswith(PREFIX + "/") else None
-        if self.alternative and path is not None and path + "/" in ALLOWED:
-            path += "/"  # alternative reading: the path without its trailing slash is the same path
-        if path is None or path not in ALLOWED:
-            raise ApiError(404, "not_found", f"no such path: {req.path}")
-        route = ROUTES.get((req.method, path))
-        if route is None:
-            allowed = ", ".join(ALLOWED[path])
-            return self.error(405, f"{req.method} is not supported here; use {allowed}",
-                              {"Allow": allowed}, code="method_not_allowed")
-        self._check_level(req, route, path)
-        body: dict[str, Any] = {}
-        if req.method == "POST":
-            body = parse_body(req.body)
-        return getattr(self, "_" + route.handler)(req, body)
+    def not_found(self, req: Request) -> Response:
+        return self.error(404, f"no such path: {req.path}")
+
+    outside_prefix = not_found
+
+    def method_not_allowed(self, req: Request, allowed: list[str]) -> Response:
+        allow = ", ".join(allowed)
+        return self.error(405, f"{req.method} is not supported here; use {allow}", {"Allow": allow})
+
+    def read_body(self, req: Request, route: Route) -> Any:
+        """A command's body: a JSON object; an empty body counts as {} (NOTES.md shows logout with {})."""
+        if route.body != JSON:
+            return None
+        if not req.body.strip():
+            return {}
+        try:
+            value = json_value(req.body)
+        except MalformedBody as exc:
+            raise bad(str(exc), "invalid_json") from None
+        if not isinstance(value, dict):
+            raise bad("the body must be a JSON object")
+        return value
 
     def error(self, status: int, detail: str | None = None, headers=None, *, code: str | None = None) -> Response:
-        """Every error answer: the document's envelope as application/json; the connection stays open."""
+        """Every error answer: the document's envelope as application/json; the connection stays open.
+        A 401 names the scheme to use (WWW-Authenticate: Bearer)."""
+        if status == 401:
+            headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
         if self.fault("error_bare_text"):
             return Response.text(reason_phrase(status), status, headers=headers)
         envelope = {"error": code or ERROR_CODES.get(status, "error"), "message": detail or reason_phrase(status)}
@@ -653,13 +643,9 @@ class OvervisMc252Emulator(DeviceEmulator):
             if value is None:
                 continue
             presented = True
-            scheme, _, token = value.strip().partition(" ")
-            token = token.strip()
-            if scheme.lower() != "bearer":
-                if self.fault("bearer_scheme_optional") and not token:
-                    token = scheme  # the whole value taken for the token
-                elif not (self.fault("token_scheme_unchecked") and token):
-                    continue
+            token = compare.bearer_token(value, self)
+            if token is None:
+                continue
             session = self._session_of(token) if token else None
             if session is not None:
                 self.sessions[session] = self.now()  # sliding: every use restarts the 60 s
@@ -676,34 +662,34 @@ class OvervisMc252Emulator(DeviceEmulator):
                 return known
         return None
 
-    def _check_level(self, req: Request, route: Route, path: str) -> None:
-        need = route.level
-        if path == "/version/" and self.fault("version_needs_login"):
+    def authorize(self, req: Request, route: Route) -> Response | None:
+        need = route.access
+        if route.path == "/version/" and self.fault("version_needs_login"):
             need = 1
-        if path.startswith("/card/") and self.fault("card_open_to_guests"):
+        if route.path.startswith("/card/") and self.fault("card_open_to_guests"):
             need = 0
         if need == 0:
-            return
+            return None
         level, bad_token = self.level(req)
         if level >= need:
-            return
+            return None
         if bad_token:
-            raise ApiError(401, "invalid_token", "the session token is unknown, ended or lapsed; log in again")
-        raise ApiError(401, "unauthorized", "log in first: GET /api/login/salt/, then POST /api/login/")
+            return self.error(401, "the session token is unknown, ended or lapsed; log in again", code="invalid_token")
+        return self.error(401, "log in first: GET /api/login/salt/, then POST /api/login/", code="unauthorized")
 
     # -- login -------------------------------------------------------------------------------------
 
-    def _version(self, req, body) -> Response:
+    def _version(self, req) -> Response:
         return Response.json(dict(VERSION))
 
-    def _salt(self, req, body) -> Response:
+    def _salt(self, req) -> Response:
         salt = secrets.token_hex(4 if self.fault("salt_short") else 20)
         self.salts = (self.salts + [salt])[-MAX_SALTS:]
-        self.counters["salts"] += 1
+        self.count("salts")
         return Response.json({"salt": salt})
 
-    def _login(self, req, body) -> Response:
-        username, password = body.get("username"), body.get("password")
+    def _login(self, req) -> Response:
+        username, password = req.data.get("username"), req.data.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise bad('expected {"username": "<login>", "password": "<lowercase hex SHA1>"}')
         if not re.fullmatch(r"[0-9a-f]{40}", password):
@@ -720,15 +706,15 @@ class OvervisMc252Emulator(DeviceEmulator):
             if used is None and self.fault("unsalted_hash_accepted"):
                 unsalted = hmac.compare_digest(hashlib.sha1((login + secret).encode("utf-8")).hexdigest(), password)
         if used is None and not unsalted:
-            self.counters["loginFailures"] += 1
-            raise ApiError(401, "login_failed", "wrong username or password hash, or the salt is unknown or used")
+            self.count("loginFailures")
+            raise Refused("wrong username or password hash, or the salt is unknown or used", 401, code="login_failed")
         # The alternative reading keeps a salt until it is pushed out (the document does not say a salt serves one login).
         if used is not None and not self.fault("salt_reusable") and not self.alternative:
             self.salts.remove(used)
         self._prune_sessions()
         token = secrets.token_hex(16)
         self.sessions[token] = self.now()
-        self.counters["logins"] += 1
+        self.count("logins")
         return Response.json({"authType": "Bearer", "token": token, "ttlSec": SESSION_TTL})
 
     def _hashes(self, login: str, secret: str, salt: str) -> list[str]:
@@ -742,20 +728,20 @@ class OvervisMc252Emulator(DeviceEmulator):
             texts.append(login + secret + " " + salt)
         return [hashlib.sha1(text.encode("utf-8")).hexdigest() for text in texts]
 
-    def _logout(self, req, body) -> Response:
+    def _logout(self, req) -> Response:
         if not self.fault("logout_keeps_token"):
             for name in self._headers_read():
                 _, _, token = (req.headers.get(name) or "").strip().partition(" ")
                 for known in list(self.sessions):
                     if token.strip() and hmac.compare_digest(known.encode(), token.strip().encode()):
                         del self.sessions[known]
-        self.counters["logouts"] += 1
+        self.count("logouts")
         return Response.json({})
 
     # -- state and settings ------------------------------------------------------------------------
 
-    def _identify(self, req, body) -> Response:
-        self.counters["identify"] += 1  # the LEDs blink
+    def _identify(self, req) -> Response:
+        self.count("identify")  # the LEDs blink
         return Response.json({})
 
     def _state(self) -> dict[str, Any]:
@@ -783,7 +769,7 @@ class OvervisMc252Emulator(DeviceEmulator):
                      "freeBytes": CARD_TOTAL - used},
         }
 
-    def _state_get(self, req, body) -> Response:
+    def _state_get(self, req) -> Response:
         state = self._state()
         if self.alternative:  # other member shapes; unknown keys and values are ignored
             state["system"]["uptime"] = str(state["system"].pop("uptimeSec"))
@@ -800,10 +786,10 @@ class OvervisMc252Emulator(DeviceEmulator):
         keys = bare_keys(req.query, tuple(SETTINGS))
         return Response.json({key: settings[key] for key in keys or SETTINGS})
 
-    def _active_get(self, req, body) -> Response:
+    def _active_get(self, req) -> Response:
         return self._settings_answer(req, self.active)
 
-    def _saved_get(self, req, body) -> Response:
+    def _saved_get(self, req) -> Response:
         return self._settings_answer(req, self.saved)
 
     def _valid_settings(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -821,88 +807,84 @@ class OvervisMc252Emulator(DeviceEmulator):
                 raise bad(f"{key}: {exc}", "invalid_value") from None
         return changes
 
-    def _saved_set(self, req, body) -> Response:
-        changes = self._valid_settings(body)
+    def _saved_set(self, req) -> Response:
+        changes = self._valid_settings(req.data)
         self.saved.update(changes)
         if self.fault("saved_applied_at_once"):
             self.active.update(changes)
-        self.counters["savedWrites"] += 1
+        self.count("savedWrites")
         return Response.json({})
 
-    def _settings_reset(self, req, body) -> Response:
+    def _settings_reset(self, req) -> Response:
         self.saved = copy.deepcopy(FACTORY_SETTINGS)
-        self.counters["settingsResets"] += 1
-        self.restart(RESTART_DELAY, self._start_again)  # the factory settings take effect at this start
+        self.count("settingsResets")
+        self.restart(RESTART_DELAY)  # the factory settings take effect at this start
         return Response.json({})
 
-    def _settings_import(self, req, body) -> Response:
-        self.saved.update(self._valid_settings(body))
-        self.counters["settingsImports"] += 1
-        self.restart(RESTART_DELAY, self._start_again)  # the imported settings take effect at this start
+    def _settings_import(self, req) -> Response:
+        self.saved.update(self._valid_settings(req.data))
+        self.count("settingsImports")
+        self.restart(RESTART_DELAY)  # the imported settings take effect at this start
         return Response.json({})
 
-    def _settings_export(self, req, body) -> Response:
-        self.counters["settingsExports"] += 1
+    def _settings_export(self, req) -> Response:
+        self.count("settingsExports")
         return Response.json(dict(self.saved))
 
     # -- commands ------------------------------------------------------------------------------------
 
-    def _reboot(self, req, body) -> Response:
-        self.counters["reboots"] += 1
-        self.restart(RESTART_DELAY, self._start_again)  # answered first; down a second later
+    def _reboot(self, req) -> Response:
+        self.count("reboots")
+        self.restart(RESTART_DELAY)  # answered first; down a second later
         return Response.json({})
 
-    def _start_again(self) -> None:
-        """What the device does when it comes back from a restart (see _boot)."""
-        self.counters["restarts"] += 1
-        self._boot()
-
-    def _time_sync(self, req, body) -> Response:
+    def _time_sync(self, req) -> Response:
         self.time_shift, self.time_synced = 0.0, True
-        self.counters["timeSyncs"] += 1
+        self.count("timeSyncs")
         return Response.json({})
 
-    def _time_set(self, req, body) -> Response:
-        value = _int_in(body.get("time"), 946684800, 4102444800)
+    def _time_set(self, req) -> Response:
+        value = _int_in(req.data.get("time"), 946684800, 4102444800)
         if value is None:
             raise bad('expected {"time": <Unix seconds, 2000-01-01 .. 2100-01-01>}', "invalid_value")
-        self.time_shift = value - (time.time() + self.offset)
+        self.time_shift = value - self.wall()
         self.time_synced = False
-        self.counters["timeSets"] += 1
+        self.count("timeSets")
         return Response.json({})
 
-    def _cloud_reconnect(self, req, body) -> Response:
-        self.counters["cloudReconnects"] += 1
+    def _cloud_reconnect(self, req) -> Response:
+        self.count("cloudReconnects")
         return Response.json({})
 
-    def _update_download(self, req, body) -> Response:
-        self.counters["updateDownloads"] += 1
+    def _update_download(self, req) -> Response:
+        self.count("updateDownloads")
         return Response.json({})
 
-    def _update_program(self, req, body) -> Response:
-        self.counters["updatePrograms"] += 1
-        self.restart(RESTART_DELAY, self._start_again)  # flashing ends with a start of the (new) firmware
+    def _update_program(self, req) -> Response:
+        self.count("updatePrograms")
+        self.restart(RESTART_DELAY)  # flashing ends with a start of the (new) firmware
         return Response.json({})
 
-    def _sms_test(self, req, body) -> Response:
-        phone = body.get("phone", self.active["alarmPhone"])
+    def _sms_test(self, req) -> Response:
+        phone = req.data.get("phone", self.active["alarmPhone"])
         if not isinstance(phone, str) or not re.search(PHONE, phone):
             raise bad('phone: "+<5..15 digits>"', "invalid_value")
         if not phone:
             raise bad("no phone given and no alarmPhone set", "no_phone")
-        self.counters["smsTests"] += 1
+        self.count("smsTests")
         return Response.json({})
 
-    def _activation(self, req, body) -> Response:
-        key = body.get("key")
+    def _activation(self, req) -> Response:
+        key = req.data.get("key")
         if not isinstance(key, str) or not key.strip():
             raise bad('expected {"key": "<activation key>"}')
-        self.counters["activations"] += 1
+        self.count("activations")
         return Response.json({})
 
     # -- Modbus ------------------------------------------------------------------------------------
 
-    def _modbus_req(self, req, body) -> Response:
+    def _modbus_req(self, req) -> Response:
+        body = req.data
         unit = _int_in(body.get("unit"), 1, 247)
         func = _int_in(body.get("func"), 3, 16)
         addr = _int_in(body.get("addr"), 0, 65535)
@@ -922,7 +904,7 @@ class OvervisMc252Emulator(DeviceEmulator):
             count = len(values)
         tid = self.next_tid
         self.next_tid += 1
-        self.counters["modbusRequests"] += 1
+        self.count("modbusRequests")
         slave = BUS.get(unit)
         now = self.now()
         if slave is None:
@@ -943,7 +925,7 @@ class OvervisMc252Emulator(DeviceEmulator):
             del self.transactions[old]
         return Response.json({"tid": str(tid) if self.alternative else tid})
 
-    def _modbus_resp(self, req, body) -> Response:
+    def _modbus_resp(self, req) -> Response:
         raw = req.query.get("tid", [""])
         if len(raw) != 1 or not re.fullmatch(r"[0-9]{1,9}", raw[0]):
             raise bad("tid: the integer from POST /api/modbus/req/")
@@ -951,7 +933,7 @@ class OvervisMc252Emulator(DeviceEmulator):
         if self.fault("modbus_resp_ignores_tid") and self.transactions:
             transaction = self.transactions[max(self.transactions)]  # the latest, whatever was asked
         if transaction is None:
-            raise ApiError(404, "unknown_tid", f"no Modbus transaction {raw[0]}")
+            raise Refused(f"no Modbus transaction {raw[0]}", 404, code="unknown_tid")
         if self.now() < transaction.ready_at:
             return Response.json({"tid": str(transaction.tid) if self.alternative else transaction.tid, "status": "pending"})
         answer = dict(transaction.answer)
@@ -975,16 +957,16 @@ class OvervisMc252Emulator(DeviceEmulator):
                     search.found.append((unit / 247, device))
         return search
 
-    def _find_start(self, req, body) -> Response:
+    def _find_start(self, req) -> Response:
         self.find = self._start_search(None)
-        self.counters["findStarts"] += 1
+        self.count("findStarts")
         return Response.json({})
 
-    def _find_stop(self, req, body) -> Response:
+    def _find_stop(self, req) -> Response:
         _stop(self.find, self.now())
         return Response.json({})
 
-    def _find_result(self, req, body) -> Response:
+    def _find_result(self, req) -> Response:
         if self.alternative:  # the devices always listed, other status words
             return Response.json(_alternative_search(self.find.view(self.now())))
         listing = bare_keys(req.query, ("list",))
@@ -997,11 +979,11 @@ class OvervisMc252Emulator(DeviceEmulator):
         if not isinstance(name, str) or not name:
             raise bad('expected {"template": "<template name>"}')
         if name not in TEMPLATES:
-            raise ApiError(404, "template_not_found", f"no search template {name!r}")
+            raise Refused(f"no search template {name!r}", 404, code="template_not_found")
         return name
 
-    def _class_find_meta(self, req, body) -> Response:
-        name = self._template(body, required=False)
+    def _class_find_meta(self, req) -> Response:
+        name = self._template(req.data, required=False)
         if name is None:
             if self.alternative:  # the templates as objects
                 return Response.json({"templates": [{"name": name, "description": TEMPLATES[name]["description"]}
@@ -1009,16 +991,16 @@ class OvervisMc252Emulator(DeviceEmulator):
             return Response.json({"templates": sorted(TEMPLATES)})
         return Response.json({"template": name, **copy.deepcopy(TEMPLATES[name]), "units": {"from": 1, "to": 247}})
 
-    def _class_find_start(self, req, body) -> Response:
-        self.class_find = self._start_search(self._template(body, required=True))
-        self.counters["classFindStarts"] += 1
+    def _class_find_start(self, req) -> Response:
+        self.class_find = self._start_search(self._template(req.data, required=True))
+        self.count("classFindStarts")
         return Response.json({})
 
-    def _class_find_stop(self, req, body) -> Response:
+    def _class_find_stop(self, req) -> Response:
         _stop(self.class_find, self.now())
         return Response.json({})
 
-    def _class_find_result(self, req, body) -> Response:
+    def _class_find_result(self, req) -> Response:
         if self.alternative:  # no "template" in the answer, other status words
             return Response.json(_alternative_search(self.class_find.view(self.now())))
         return Response.json({**self.class_find.view(self.now()), "template": self.class_find.template})
@@ -1027,17 +1009,18 @@ class OvervisMc252Emulator(DeviceEmulator):
 
     def _card_path(self, body: dict[str, Any], default: str | None = None) -> str:
         if not self.card_mounted:
-            raise ApiError(503, "card_not_mounted", "the SD card was ejected")
+            raise Refused("the SD card was ejected", 503, code="card_not_mounted")
         return card_path(body.get("path", default))
 
-    def _card_dir(self, req, body) -> Response:
+    def _card_dir(self, req) -> Response:
+        body = req.data
         if self.alternative and not self.card_mounted:  # an ejected card: an empty listing
             return Response.json({"path": card_path(body.get("path", "/")), "entries": []})
         path = self._card_path(body, "/")
         if path in self.files:
             raise bad(f"{path} is a file", "not_a_dir")
         if path not in self.dirs:
-            raise ApiError(404, "file_not_found", f"no such folder: {path}")
+            raise Refused(f"no such folder: {path}", 404, code="file_not_found")
         entries = []
         for child in sorted(self.dirs | set(self.files)):
             if child != "/" and _parent(child) == path:
@@ -1051,13 +1034,14 @@ class OvervisMc252Emulator(DeviceEmulator):
             return {**key, "type": "file", "size": len(content), "mtime": mtime}
         return {**key, "type": "directory" if self.alternative else "dir", "size": 0, "mtime": self.card_created}
 
-    def _card_info(self, req, body) -> Response:
-        path = self._card_path(body)
+    def _card_info(self, req) -> Response:
+        path = self._card_path(req.data)
         if path not in self.files and path not in self.dirs:
-            raise ApiError(404, "file_not_found", f"no such file or folder: {path}")
+            raise Refused(f"no such file or folder: {path}", 404, code="file_not_found")
         return Response.json(self._entry(path))
 
-    def _card_read(self, req, body) -> Response:
+    def _card_read(self, req) -> Response:
+        body = req.data
         path = self._card_path(body)
         offset, length = _int_in(body.get("offset", 0), 0, 2**31), _int_in(body.get("length", 4096), 1, 4096)
         if offset is None or length is None:
@@ -1065,7 +1049,7 @@ class OvervisMc252Emulator(DeviceEmulator):
         if path in self.dirs:
             raise bad(f"{path} is a folder", "not_a_file")
         if path not in self.files:
-            raise ApiError(404, "file_not_found", f"no such file: {path}")
+            raise Refused(f"no such file: {path}", 404, code="file_not_found")
         content = self.files[path][0]
         if offset > len(content):
             raise bad(f"offset beyond the end of the file ({len(content)} bytes)", "invalid_value")
@@ -1075,7 +1059,8 @@ class OvervisMc252Emulator(DeviceEmulator):
         return Response.json({"path": path, "offset": offset, "size": len(content),
                               "data": base64.b64encode(chunk).decode(), "eof": offset + len(chunk) >= len(content)})
 
-    def _card_write(self, req, body) -> Response:
+    def _card_write(self, req) -> Response:
+        body = req.data
         path = self._card_path(body)
         data, append = body.get("data"), body.get("append", False)
         if not isinstance(data, str) or type(append) is not bool:
@@ -1089,14 +1074,14 @@ class OvervisMc252Emulator(DeviceEmulator):
         if path in self.dirs:
             raise bad(f"{path} is a folder", "not_a_file")
         if _parent(path) not in self.dirs:
-            raise ApiError(404, "file_not_found", f"no such folder: {_parent(path)}")
+            raise Refused(f"no such folder: {_parent(path)}", 404, code="file_not_found")
         old = self.files[path][0] if append and path in self.files else b""
         self.files[path] = (old + chunk, int(self.device_time()))
-        self.counters["cardWrites"] += 1
+        self.count("cardWrites")
         return Response.json({})
 
-    def _card_remove(self, req, body) -> Response:
-        path = self._card_path(body)
+    def _card_remove(self, req) -> Response:
+        path = self._card_path(req.data)
         if path == "/":
             raise bad("the root folder cannot be removed")
         if path in self.files:
@@ -1106,26 +1091,23 @@ class OvervisMc252Emulator(DeviceEmulator):
                 raise bad(f"{path} is not empty", "dir_not_empty")
             self.dirs.discard(path)
         else:
-            raise ApiError(404, "file_not_found", f"no such file or folder: {path}")
-        self.counters["cardRemoves"] += 1
+            raise Refused(f"no such file or folder: {path}", 404, code="file_not_found")
+        self.count("cardRemoves")
         return Response.json({})
 
-    def _card_eject(self, req, body) -> Response:
+    def _card_eject(self, req) -> Response:
         self.card_mounted = False
-        self.counters["cardEjects"] += 1
+        self.count("cardEjects")
         return Response.json({})
 
     # -- emulator-only controls (/__emulator__/...) ----------------------------------------------
 
-    def controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
+    def device_controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
         return {
-            ("POST", "reset"): lambda payload: self.reset(),
-            ("GET", "counters"): lambda payload: dict(self.counters),
             ("GET", "button"): lambda payload: self._button_view(),
             ("POST", "button"): self._ctl_button,
             ("GET", "vpn"): lambda payload: {"addresses": list(self.vpn)},
             ("POST", "vpn"): self._ctl_vpn,
-            ("POST", "advance"): self._ctl_advance,
             ("GET", "token_header"): lambda payload: {"header": self.token_header},
             ("POST", "token_header"): self._ctl_token_header,
             ("GET", "settings"): lambda payload: {"active": dict(self.active), "saved": dict(self.saved)},
@@ -1152,13 +1134,6 @@ class OvervisMc252Emulator(DeviceEmulator):
         self.vpn = list(addresses)
         return {"addresses": list(self.vpn)}
 
-    def _ctl_advance(self, payload: Any) -> dict[str, Any]:
-        seconds = payload.get("seconds") if isinstance(payload, dict) else None
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 1e9:
-            raise ControlError('expected {"seconds": N} with N >= 0')
-        self.offset += seconds
-        return {"advanced": self.offset}
-
     def _ctl_token_header(self, payload: Any) -> dict[str, Any]:
         header = payload.get("header") if isinstance(payload, dict) else None
         if header not in ("both", *TOKEN_HEADERS):
@@ -1179,23 +1154,6 @@ class OvervisMc252Emulator(DeviceEmulator):
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """A POST body: a JSON object; empty counts as {}."""
-    if not raw.strip():
-        return {}
-
-    def reject(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-
-    try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=reject)
-    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
-        raise bad(f"malformed JSON: {exc}", "invalid_json") from None
-    if not isinstance(value, dict):
-        raise bad("the body must be a JSON object")
-    return value
 
 
 def bare_keys(query: dict[str, list[str]], known: tuple[str, ...]) -> list[str]:

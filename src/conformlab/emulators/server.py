@@ -1,19 +1,14 @@
-"""A small, generic HTTP/1.1 server for device emulators.
+"""A small, generic HTTP/1.1 server for device emulators (the transport; the emulator core, in
+core.py, is what a device is made of).
 
 Every bundled emulator is a real server on loopback. This module knows nothing about any device:
 
 - `Request` / `Response` are plain data objects.
-- `DeviceEmulator` is the base class of a device: its fault catalogue (`FAULTS`), its credential
-  keys (`AUTH_KEYS`), a `head()` hook that may answer from the request head before the body is
-  read (e.g. 413 for a huge Content-Length), `handle()` for the full request, and the
-  emulator-only control endpoints under `/__emulator__/` (JSON in, JSON out, never authenticated).
-- `serve()` runs an emulator on a `ThreadingHTTPServer` in a daemon thread and returns a
-  `RunningEmulator` handle (`.url`, `.emulator`, `.stop()`, context manager).
-- `DeviceEmulator.restart()` restarts as firmware does: the answer leaves first; after the delay
-  every open connection is dropped and the device is off the network for `boot_seconds` (new
-  connections are closed unanswered), then it boots with what survives a restart.
-- `DeviceEmulator.reading` is "default" (this project's reading of what a document leaves open) or
-  "alternative" (every such choice made the other way a conforming device may make it).
+- `serve()` runs an emulator (anything with `head(request)`, `handle(request)`, `error(status)`,
+  `down`, `NAME`) on a `ThreadingHTTPServer` in a daemon thread and returns a `RunningEmulator`
+  handle (`.url`, `.emulator`, `.stop()`, context manager). `head()` may answer from the request
+  head before the body is read (e.g. 413 for a huge Content-Length).
+- While the emulator is `down` (booting), new connections are closed unanswered.
 
 The server speaks HTTP/1.1 with keep-alive, accepts any method (PROPFIND, MKCOL, ... included),
 reads `Content-Length` and chunked bodies, and defers `Expect: 100-continue` until `head()` has
@@ -36,7 +31,7 @@ import traceback
 from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
 CONTROL_PREFIX = "/__emulator__/"
@@ -65,8 +60,12 @@ class Request:
     path: str  # percent-decoded, without the query string
     query: dict[str, list[str]] = field(default_factory=dict)
     headers: Message = field(default_factory=Message)  # case-insensitive .get()
-    body: bytes = b""  # empty while DeviceEmulator.head() runs
+    body: bytes = b""  # empty while the emulator's head() runs
     client_address: tuple[str, int] = ("127.0.0.1", 0)
+    # Set by the emulator core's pipeline: the route, its {name} values, the parsed body.
+    route: Any = None
+    params: dict[str, str] = field(default_factory=dict)
+    data: Any = None
 
     def __post_init__(self) -> None:
         self.headers = _headers(self.headers)
@@ -91,162 +90,12 @@ class Response:
         return cls(status, {"Content-Type": content_type, **(headers or {})}, text.encode())
 
 
-class ControlError(Exception):
-    """Raised by a control handler: answered 400 with {"error": message}."""
-
-
-class DeviceEmulator:
-    """Base class of a device emulator. Subclasses set NAME, FAULTS, AUTH_KEYS and implement
-    `device_handle()` (and optionally `device_head()` and `controls()`)."""
-
-    NAME: str = ""
-    FAULTS: dict[str, str] = {}  # fault name -> the documented sentence it breaks
-    AUTH_KEYS: tuple[str, ...] = ()  # keys of the `auth` dict (credentials set at start)
-    # targets.toml keys of the device (profile target_options) the emulator takes at start, and the
-    # constructor keyword each becomes (e.g. WCC Lite: disabled_endpoints -> disabled)
-    TARGET_OPTIONS: dict[str, str] = {}
-    # Set by start_emulator from the target (targets.toml keys of every emulator target).
-    reading: str = "default"
-    boot_seconds: float = 2.0
-
-    def __init__(self, faults: Iterable[str] = (), auth: Mapping[str, Any] | None = None) -> None:
-        faults = (faults,) if isinstance(faults, str) else tuple(faults)
-        unknown = sorted(set(faults) - set(self.FAULTS))
-        if unknown:
-            raise ValueError(
-                f"unknown fault {', '.join(map(repr, unknown))} for {self.NAME}; "
-                f"known faults: {', '.join(self.FAULTS) or '(none)'}")
-        auth = dict(auth or {})
-        bad = sorted(set(auth) - set(self.AUTH_KEYS))
-        if bad:
-            raise ValueError(
-                f"unknown auth key {', '.join(map(repr, bad))} for {self.NAME}; "
-                f"known keys: {', '.join(self.AUTH_KEYS) or '(none)'}")
-        self.faults: frozenset[str] = frozenset(faults)
-        self.auth: dict[str, Any] = auth
-        self.lock = threading.RLock()  # one request (or timer) at a time touches the state
-        self._timers: list[threading.Timer] = []
-        self._closed = False
-        self.server: EmulatorServer | None = None  # set by serve(): restarts drop its connections
-        self.down = False  # off the network while it boots
-        self.restarts = 0  # restarts completed (the device booted again)
-
-    @property
-    def alternative(self) -> bool:
-        """Is the emulator making the other reading of what its document leaves open?"""
-        return self.reading == "alternative"
-
-    def fault(self, name: str) -> bool:
-        """Is fault `name` switched on? (A typo in a fault name is a bug: fail loudly.)"""
-        if name not in self.FAULTS:
-            raise KeyError(f"{self.NAME} has no fault {name!r}")
-        return name in self.faults
-
-    # -- entry points used by the server -------------------------------------------------------
-
-    def head(self, request: Request) -> Response | None:
-        """Answer from the request head alone (body not read yet), or None to go on."""
-        if _is_control(request.path):
-            return None
-        with self.lock:
-            return self.device_head(request)
-
-    def handle(self, request: Request) -> Response:
-        with self.lock:
-            if _is_control(request.path):
-                return self._control(request)
-            return self.device_handle(request)
-
-    # -- to override -----------------------------------------------------------------------------
-
-    def device_head(self, request: Request) -> Response | None:
-        return None
-
-    def device_handle(self, request: Request) -> Response:
-        raise NotImplementedError
-
-    def controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
-        """(method, name) -> handler(payload) for /__emulator__/<name>; return value is JSON."""
-        return {}
-
-    def error(self, status: int, detail: str | None = None,
-              headers: Mapping[str, str] | None = None) -> Response:
-        """The one place where error answers are made: a short text/html body and the
-        connection closed afterwards. Override for a device with another error envelope."""
-        reason = reason_phrase(status)
-        body = f"<h1>{status} {reason}</h1>"
-        if detail:
-            body += f"<p>{_html_escape(detail)}</p>"
-        return Response(status, {"Content-Type": "text/html", **(headers or {})},
-                        body.encode(), close=True)
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    def later(self, delay: float, action: Callable[[], None]) -> None:
-        """Run `action` (under the state lock) `delay` seconds from now, unless stopped."""
-        def run() -> None:
-            with self.lock:
-                if not self._closed:
-                    action()
-        timer = threading.Timer(delay, run)
-        timer.daemon = True
-        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
-        timer.start()
-
-    def restart(self, delay: float, boot: Callable[[], None] = lambda: None) -> None:
-        """Restart as real firmware does: `delay` seconds from now (the answer has gone out by
-        then) drop every open connection and stay off the network for `boot_seconds`; then run
-        `boot()` (what a start does to the state: sessions lost, saved settings applied, ...) and
-        serve again. A restart requested while one is pending or under way is the same restart."""
-        def go_down() -> None:
-            if self.down:
-                return
-            self.down = True
-            if self.server is not None:
-                self.server.close_connections()
-            self.later(self.boot_seconds, come_up)
-
-        def come_up() -> None:
-            boot()
-            self.restarts += 1
-            self.down = False
-
-        self.later(delay, go_down)
-
-    def cancel_timers(self) -> None:
-        with self.lock:
-            for timer in self._timers:
-                timer.cancel()
-            self._timers.clear()
-
-    def close(self) -> None:
-        with self.lock:
-            self._closed = True
-            self.cancel_timers()
-
-    def _control(self, request: Request) -> Response:
-        name = request.path[len(CONTROL_PREFIX):].strip("/") if request.path != CONTROL_PREFIX[:-1] else ""
-        if request.method == "GET" and name == "":
-            return Response.json({"device": self.NAME, "faults": sorted(self.faults)})
-        handler = self.controls().get((request.method, name))
-        if handler is None:
-            return Response.json({"error": f"no control {request.method} {CONTROL_PREFIX}{name}"}, 404)
-        try:
-            payload = json.loads(request.body) if request.body.strip() else None
-        except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
-            return Response.json({"error": f"malformed JSON: {exc}"}, 400)
-        try:
-            result = handler(payload)
-        except ControlError as exc:
-            return Response.json({"error": str(exc)}, 400)
-        return Response.json({} if result is None else result)
-
-
-def _is_control(path: str) -> bool:
+def is_control(path: str) -> bool:
+    """Is this an emulator-only control path (/__emulator__/...)?"""
     return path.startswith(CONTROL_PREFIX) or path == CONTROL_PREFIX[:-1]
 
 
-def _html_escape(text: str) -> str:
+def html_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -416,7 +265,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class EmulatorServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], emulator: DeviceEmulator, verbose: bool = False) -> None:
+    def __init__(self, address: tuple[str, int], emulator: Any, verbose: bool = False) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.emulator = emulator
         self.verbose = verbose
@@ -475,7 +324,7 @@ def loopback_host(host: str) -> str:
 class RunningEmulator:
     """A started emulator: `.url` (origin only), `.emulator`, `.stop()`; a context manager."""
 
-    def __init__(self, server: EmulatorServer, emulator: DeviceEmulator) -> None:
+    def __init__(self, server: EmulatorServer, emulator: Any) -> None:
         self.server = server
         self.emulator = emulator
         host, port = server.server_address[:2]
@@ -506,10 +355,11 @@ class RunningEmulator:
         return f"<RunningEmulator {self.emulator.NAME} at {self.url}>"
 
 
-def serve(emulator: DeviceEmulator, host: str = "127.0.0.1", port: int = 0,
+def serve(emulator: Any, host: str = "127.0.0.1", port: int = 0,
           verbose: bool = False) -> RunningEmulator:
     """Serve `emulator` on loopback (port 0 = a free port). The listening socket accepts
     connections when this returns. OSError if the port is in use."""
     server = EmulatorServer((loopback_host(host), port), emulator, verbose=verbose)
     emulator.server = server
     return RunningEmulator(server, emulator)
+

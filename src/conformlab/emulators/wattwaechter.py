@@ -4,9 +4,12 @@ A stateful device behind base path /api/v1 with every endpoint of the document's
 system (alive, info, led, wifi_scan, timezones, reboot), history (latest, highRes, lowRes), settings
 (partial writes, write-only passwords), two-phase token renewal, MQTT CA certificate, cloud pairing,
 OTA, logs (binary SML ring buffer, CSV logs) and the Modbus TCP status. Answer shapes and field
-names follow the vendor's Python client `aio-wattwaechter` (its models parse every answer).
+names follow the vendor's Python client `aio-wattwaechter` (its models parse every answer). Beyond
+the document, it also serves the three endpoints that client calls and the document does not list
+(BEYOND_THE_DOCUMENT, below), so that integrations built on the client can be developed against it.
 
-Three device-wide mechanisms sit in front of the endpoints, in this order:
+Three device-wide mechanisms sit in front of the endpoints, in this order (the emulator core's
+pipeline, conformlab.emulators.core: `screen` -> route -> `authorize` -> body -> handler):
 heap protection (503) -> rate limit (429) -> route (404) -> auth (401/403) -> body/query (400).
 
 - Heap model: 120 KB (122,880 bytes) free at idle. Every answer reserves its size while it is being
@@ -28,20 +31,23 @@ Switch on named faults (FAULTS; each one realistic firmware bug tied to the sent
 check that a conformance suite catches it.
 
 Emulator-only controls (under /__emulator__/, JSON in and out, never authenticated, never counted
-against the rate budget, never refused by heap protection):
+against the rate budget, never refused by heap protection). The core's, every emulator has them:
 - GET  /__emulator__/             -> {"device": "wattwaechter", "faults": [...]}
 - GET  /__emulator__/counters     -> {"reboots", "otaStarts", "settingsWrites", "tokenRenewals",
-                                      "caUploads", "cloudPairings", "rateLimited", "heapRejected",
-                                      "requests"} (requests = accepted by the rate limiter)
+                                      "caUploads", "cloudPairings", "selfTests", "rateLimited",
+                                      "heapRejected", "requests"} (requests = accepted by the rate limiter)
 - POST /__emulator__/reset        -> everything back to the state at start (tokens, settings, data,
-                                      counters, budget, forced heap, token clock)
+                                      counters, budget, forced heap, device clock)
+- POST /__emulator__/advance {"seconds": 61} -> move the device clock (`now()`) forward: pending
+                                      tokens lapse 60 s after generate on it (the rate limit and the
+                                      uptime keep the real clock)
+- POST /__emulator__/restart {"boot_seconds": N} -> restart as a power cycle does (see restarts)
+The WattWächter's own:
 - GET  /__emulator__/budget       -> {"limit", "window", "used", "remaining"} (device-wide budget)
 - POST /__emulator__/budget {"reset": true} -> refill the rate budget (all clients) at once
 - GET  /__emulator__/heap         -> {"free", "forced", "reserved", "threshold", "sendRate"}
 - POST /__emulator__/heap {"free": 20000} -> force the free heap (bytes); {"free": null} -> back to
                                       the model; optional "sendRate" (bytes/s, > 0) of the model
-- POST /__emulator__/advance {"seconds": 61} -> move the token clock forward (pending tokens lapse
-                                      60 s after generate on this clock; the rate limit is not moved)
 - GET  /__emulator__/tokens       -> {"read_token", "write_token", "api_auth_required",
                                       "pending": {"token_read", "token_write", "expires_in"} | null}
 - POST /__emulator__/tokens {"read_token": "...", "write_token": "...", "api_auth_required": bool}
@@ -51,6 +57,9 @@ against the rate budget, never refused by heap protection):
 - POST /__emulator__/history {"first_day": "YYYY-MM-DD"} -> history recorded from that day (not
                                       before 2024-01-01) until today; {"first_day": null} -> none
 - POST /__emulator__/ota {"available": "1.5.0"} -> an update is offered; {"available": null} -> none
+- POST /__emulator__/setup {"complete": false} -> the device before its first WiFi connection
+                                      (GET /setup/token hands out the tokens); {"complete": true} ->
+                                      set up (the state at start: /setup/token answers 403)
 
 Readings of ambiguous passages
 ------------------------------
@@ -127,6 +136,23 @@ makes every choice above that the documents leave open the other way a conformin
   GET /system/timezones answers a bare list of zone names.
 - Logs: /logs/rawdump is application/octet-stream (204 while there is no reading yet);
   /logs/persistent and /logs/ram are CSV with `Content-Type: text/csv`.
+
+Beyond the document
+-------------------
+The vendor's client (aio-wattwaechter 1.3.0, client.py and models.py) also calls three endpoints
+that none of the document's tables lists. The emulator serves them (BEYOND_THE_DOCUMENT) in the
+form the client's models parse, so that integrations built on the client (Home Assistant's) can be
+developed against it. The schema does not list them and no check judges them; what they answer is
+this emulator's guess, consistent with its state:
+- POST /system/selftest, READ (the client marks every call that needs the WRITE token "(requires
+  WRITE token)", this one not) -> SelfTestResult {"success": true, "result": "OK", "message": ...}.
+  The client says the test takes about 2 s; the emulator answers at once.
+- GET /setup/token, open (the client sends no token: "only before first WiFi connection") ->
+  {"readToken", "writeToken"}, the active tokens, while the device has never been set up (control
+  `setup`); once set up (the state at start) 403, which the client raises as an auth error.
+- GET /mqtt/status, READ -> MqttStatus: enabled, host, port, client_id and use_tls from the MQTT
+  settings; state OFF (disabled), CONNECTED (enabled with a broker host) or FAILED (enabled without
+  one: last_error -2, as the MQTT client's "connect failed").
 """
 
 from __future__ import annotations
@@ -136,7 +162,6 @@ import binascii
 import copy
 import datetime as dt
 import hmac
-import json
 import math
 import random
 import re
@@ -149,7 +174,8 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from . import credentials as compare
-from .server import CONTROL_PREFIX, ControlError, DeviceEmulator, Request, Response
+from .core import JSON, ControlError, DeviceEmulator, Refused, Route
+from .server import Request, Response, is_control
 
 PREFIX = "/api/v1"
 FIRMWARE = "1.4.2"
@@ -226,16 +252,10 @@ FAULTS: dict[str, str] = {
     "proxy_authorization_read": "When enabled, the API uses Bearer tokens in the Authorization header",
 }
 # fault -> the flaw it gives the token comparison
-TOKEN_FLAWS = {"empty_token_accepted": compare.EMPTY, "token_prefix_accepted": compare.PREFIX,
-               "token_last_char_ignored": compare.SHORT, "token_extra_ignored": compare.STORED_LENGTH,
-               "token_case_insensitive": compare.CASE}
+TOKEN_FLAWS = compare.comparison_faults("token")
 # fault -> the near-miss credential (conformlab.near_miss) it lets through
 NEAR_MISS_FAULTS: dict[str, str] = {
-    "empty_token_accepted": "token-empty",
-    "token_prefix_accepted": "write-token-prefix",
-    "token_last_char_ignored": "write-token-truncated",
-    "token_extra_ignored": "write-token-extended",
-    "token_case_insensitive": "write-token-case-swapped",
+    **compare.near_misses_let_through(TOKEN_FLAWS, "write-token", empty="token-empty"),
     "bearer_scheme_optional": "token-without-scheme",
     "token_scheme_unchecked": "token-in-basic-scheme",
     "proxy_authorization_read": "token-in-proxy-authorization",
@@ -305,10 +325,6 @@ READ_ONLY = ("rebootCounter", "rebootsTotal", "rebootsAll")  # kept on a factory
 # Table-driven validation of settings writes
 
 
-class Invalid(Exception):
-    """A request the emulator answers with 400."""
-
-
 @dataclass(frozen=True)
 class Field:
     kind: str  # "bool" | "int" | "str" | "object"
@@ -347,10 +363,10 @@ SETTINGS_FIELDS: dict[str, Field] = {
 
 
 def validate_settings(table: dict[str, Field], body: Any, current: dict[str, Any], name: str = "") -> dict[str, Any]:
-    """The recognised keys of `body`, validated (nested objects: only the keys sent); Invalid
-    for a wrong type or value. Unknown and read-only keys are left out (ignored)."""
+    """The recognised keys of `body`, validated (nested objects: only the keys sent); Refused
+    (400) for a wrong type or value. Unknown and read-only keys are left out (ignored)."""
     if not isinstance(body, dict):
-        raise Invalid(f"{name or 'body'}: expected a JSON object")
+        raise Refused(f"{name or 'body'}: expected a JSON object")
     changes: dict[str, Any] = {}
     for key, value in body.items():
         field = table.get(key)
@@ -361,23 +377,23 @@ def validate_settings(table: dict[str, Field], body: Any, current: dict[str, Any
             changes[key] = validate_settings(field.fields or {}, value, current, where)
         elif field.kind == "bool":
             if type(value) is not bool:
-                raise Invalid(f"{where}: expected a boolean")
+                raise Refused(f"{where}: expected a boolean")
             changes[key] = value
         elif field.kind == "int":
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or value != int(value):
-                raise Invalid(f"{where}: expected an integer")
+                raise Refused(f"{where}: expected an integer")
             value = int(value)
             if (field.min is not None and value < field.min) or (field.max is not None and value > field.max):
-                raise Invalid(f"{where}: must be {field.min}..{field.max}")
+                raise Refused(f"{where}: must be {field.min}..{field.max}")
             changes[key] = value
         else:
             if not isinstance(value, str):
-                raise Invalid(f"{where}: expected a string")
+                raise Refused(f"{where}: expected a string")
             if len(value) < field.min_len or (field.max_len is not None and len(value) > field.max_len):
-                raise Invalid(f"{where}: length must be {field.min_len}..{field.max_len}")
+                raise Refused(f"{where}: length must be {field.min_len}..{field.max_len}")
             if field.choices is not None and value not in field.choices(current):
-                raise Invalid(f"{where}: unknown value {value!r}")
+                raise Refused(f"{where}: unknown value {value!r}")
             changes[key] = value
     return changes
 
@@ -656,79 +672,77 @@ class RateLimiter:
 
 
 # ---------------------------------------------------------------------------------------------
-# Routes: (method, path below /api/v1) -> handler, auth level, JSON body
+# Routes (paths below /api/v1). `access` is the token level of the document's Auth column, in the
+# schema's x-conformlab.access words: none ("—"), read, write.
 
-OPEN, READ, WRITE = "open", "read", "write"
+OPEN, READ, WRITE = "none", "read", "write"
 
+DOCUMENTED = (
+    Route("GET", "/system/alive", "alive", access=OPEN),
+    Route("GET", "/system/info", "info", access=READ),
+    Route("GET", "/system/led", "led", access=READ),
+    Route("GET", "/system/wifi_scan", "wifi_scan", access=OPEN),
+    Route("GET", "/system/timezones", "timezones", access=READ),
+    Route("POST", "/system/reboot", "reboot", access=WRITE),
+    Route("GET", "/history/latest", "latest", access=READ),
+    Route("GET", "/history/highRes", "high_res", access=READ),
+    Route("GET", "/history/lowRes", "low_res", access=READ),
+    Route("GET", "/settings", "get_settings", access=READ),
+    Route("POST", "/settings", "post_settings", JSON, access=WRITE),
+    Route("POST", "/auth/tokens/generate", "generate_tokens", access=WRITE),
+    Route("POST", "/auth/tokens/confirm", "confirm_tokens", JSON, access=WRITE),
+    Route("GET", "/mqtt/ca", "ca_status", access=READ),
+    Route("POST", "/mqtt/ca", "ca_upload", JSON, access=WRITE),
+    Route("DELETE", "/mqtt/ca", "ca_delete", access=WRITE),
+    Route("POST", "/cloud/pair", "cloud_pair", JSON, access=WRITE),
+    Route("DELETE", "/cloud/pair", "cloud_unpair", access=WRITE),
+    Route("GET", "/ota/check", "ota_check", access=READ),
+    Route("POST", "/ota/start", "ota_start", access=WRITE),
+    Route("GET", "/logs/rawdump", "rawdump", access=READ),
+    Route("GET", "/logs/persistent", "log_persistent", access=READ),
+    Route("GET", "/logs/ram", "log_ram", access=READ),
+    Route("GET", "/modbus/status", "modbus_status", access=READ),
+)
+# Beyond the document: endpoints no table of wattwaechter-api.txt lists, which the vendor's client
+# aio-wattwaechter 1.3.0 calls (Wattwaechter.selftest -> SelfTestResult, .setup_token -> dict,
+# .mqtt_status -> MqttStatus). Served for integrations built on that client; the schema does not list
+# them, so no check judges them. Access as the client sends: no token on /setup/token
+# (require_auth=False), its one token elsewhere; selftest is not one of the calls its docstrings
+# mark "(requires WRITE token)".
+BEYOND_THE_DOCUMENT = (
+    Route("POST", "/system/selftest", "selftest", access=READ),
+    Route("GET", "/setup/token", "setup_token", access=OPEN),
+    Route("GET", "/mqtt/status", "mqtt_status", access=READ),
+)
+ROUTES = DOCUMENTED + BEYOND_THE_DOCUMENT
 
-@dataclass(frozen=True)
-class Route:
-    handler: str
-    level: str
-    json_body: bool = False
-
-
-ROUTES: dict[tuple[str, str], Route] = {
-    ("GET", "/system/alive"): Route("alive", OPEN),
-    ("GET", "/system/info"): Route("info", READ),
-    ("GET", "/system/led"): Route("led", READ),
-    ("GET", "/system/wifi_scan"): Route("wifi_scan", OPEN),
-    ("GET", "/system/timezones"): Route("timezones", READ),
-    ("POST", "/system/reboot"): Route("reboot", WRITE),
-    ("GET", "/history/latest"): Route("latest", READ),
-    ("GET", "/history/highRes"): Route("high_res", READ),
-    ("GET", "/history/lowRes"): Route("low_res", READ),
-    ("GET", "/settings"): Route("get_settings", READ),
-    ("POST", "/settings"): Route("post_settings", WRITE, json_body=True),
-    ("POST", "/auth/tokens/generate"): Route("generate_tokens", WRITE),
-    ("POST", "/auth/tokens/confirm"): Route("confirm_tokens", WRITE, json_body=True),
-    ("GET", "/mqtt/ca"): Route("ca_status", READ),
-    ("POST", "/mqtt/ca"): Route("ca_upload", WRITE, json_body=True),
-    ("DELETE", "/mqtt/ca"): Route("ca_delete", WRITE),
-    ("POST", "/cloud/pair"): Route("cloud_pair", WRITE, json_body=True),
-    ("DELETE", "/cloud/pair"): Route("cloud_unpair", WRITE),
-    ("GET", "/ota/check"): Route("ota_check", READ),
-    ("POST", "/ota/start"): Route("ota_start", WRITE),
-    ("GET", "/logs/rawdump"): Route("rawdump", READ),
-    ("GET", "/logs/persistent"): Route("log_persistent", READ),
-    ("GET", "/logs/ram"): Route("log_ram", READ),
-    ("GET", "/modbus/status"): Route("modbus_status", READ),
-}
 ERROR_TEXT = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
               500: "Internal server error"}
 MISSING, WRONG = "missing", "wrong"  # outcomes of reading the Authorization header besides READ/WRITE
-
-
-def parse_json(body: bytes) -> Any:
-    def reject(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-    return json.loads(body.decode("utf-8"), parse_constant=reject)
+COUNTERS = ("reboots", "otaStarts", "settingsWrites", "tokenRenewals", "caUploads", "cloudPairings", "selfTests",
+            "rateLimited", "heapRejected", "requests")
 
 
 def parse_date(raw: str | None, name: str, rollover: bool = False) -> dt.date:
     """A YYYY-MM-DD day; `rollover` (the alternative reading): a day that is no calendar date
     rolls over as mktime() does (month 13 is January of the next year, February 30 is March 2)."""
     if raw is None or not DATE.fullmatch(raw):
-        raise Invalid(f"{name} must be YYYY-MM-DD")
+        raise Refused(f"{name} must be YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
         if not rollover:
-            raise Invalid(f"{name} is not a calendar date") from None
+            raise Refused(f"{name} is not a calendar date") from None
     year, month, day = (int(part) for part in raw.split("-"))
     year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
     try:
         return dt.date(year, month, 1) + dt.timedelta(days=day - 1)
     except (ValueError, OverflowError):
-        raise Invalid(f"{name} is not a calendar date") from None
+        raise Refused(f"{name} is not a calendar date") from None
 
 
 def new_token() -> str:
     return secrets.token_hex(16).upper()
-
-
-def _is_control(path: str) -> bool:
-    return path.startswith(CONTROL_PREFIX) or path == CONTROL_PREFIX[:-1]
 
 
 def _utc_today() -> dt.date:
@@ -739,7 +753,7 @@ def _utc_today() -> dt.date:
 class Pending:
     read: str
     write: str
-    expires: float  # on the token clock
+    expires: float  # on the device clock (now())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -747,23 +761,21 @@ class Pending:
 
 class WattwaechterEmulator(DeviceEmulator):
     NAME = "wattwaechter"
+    PREFIX = PREFIX
+    ROUTES = ROUTES
     FAULTS = FAULTS
-    AUTH_KEYS = ("read_token", "write_token")
 
     def __init__(self, faults=(), auth=None) -> None:
         super().__init__(faults, auth)
-        for key, value in self.auth.items():
-            if not isinstance(value, str) or not value.strip() or value != value.strip():
+        for key, value in self.auth.items():  # a token is sent as "Bearer <token>"
+            if not value.strip() or value != value.strip():
                 raise ValueError(f"auth {key!r} must be a non-empty string without spaces")
-        if self.auth and set(self.auth) != set(self.AUTH_KEYS):
-            raise ValueError("auth needs both read_token and write_token")
         self.heap_reserved = 0  # bytes held by answers being sent (survives reset: they are in flight)
         self.reset()
 
     def reset(self) -> None:
         """Back to the state at start (also POST /__emulator__/reset)."""
-        self.cancel_timers()
-        self.down = False  # a restart under way is called off
+        super().reset()
         self.settings = copy.deepcopy(DEFAULT_SETTINGS)
         if self.auth:
             self.tokens = (self.auth["read_token"], self.auth["write_token"])
@@ -771,7 +783,6 @@ class WattwaechterEmulator(DeviceEmulator):
         else:
             self.tokens = (new_token(), new_token())
         self.pending: Pending | None = None
-        self.token_offset = 0.0
         self.limiter = RateLimiter(RATE_LIMIT + 1 if self.fault("budget_26") else RATE_LIMIT)
         self.heap_forced: int | None = None
         self.heap_min_free = HEAP_IDLE_FREE
@@ -781,29 +792,30 @@ class WattwaechterEmulator(DeviceEmulator):
         self.update: str | None = "1.5.0"
         self.custom_ca: str | None = None
         self.pairing_token: str | None = None
-        self.boot = time.monotonic() - (7 * 86400 + 5 * 3600 + 31 * 60)
-        self.boot_epoch = time.time() - (time.monotonic() - self.boot)
+        self.setup_complete = True  # connected to a WiFi before: /setup/token is closed
+        self.started = time.monotonic() - (7 * 86400 + 5 * 3600 + 31 * 60)  # up for a week
+        self.started_epoch = time.time() - (time.monotonic() - self.started)
         self.scan_until = 0.0
-        self.counters = {"reboots": 0, "otaStarts": 0, "settingsWrites": 0, "tokenRenewals": 0,
-                         "caUploads": 0, "cloudPairings": 0, "rateLimited": 0, "heapRejected": 0, "requests": 0}
+        self.counters = dict.fromkeys(COUNTERS, 0)
         self.persistent_log = [
-            (int(self.boot_epoch) - 86400 * 30, "BOOT", f"firmware {FIRMWARE} started (power on)"),
-            (int(self.boot_epoch) - 86400 * 30 + 12, "WIFI", "connected to MyNetwork"),
-            (int(self.boot_epoch) - 86400 * 9, "OTA", f"updated to {FIRMWARE}"),
-            (int(self.boot_epoch), "BOOT", f"firmware {FIRMWARE} started (software reset)"),
-            (int(self.boot_epoch) + 9, "WIFI", "connected to MyNetwork"),
-            (int(self.boot_epoch) + 15, "MQTT", "connected to 192.168.178.111:1883"),
+            (int(self.started_epoch) - 86400 * 30, "BOOT", f"firmware {FIRMWARE} started (power on)"),
+            (int(self.started_epoch) - 86400 * 30 + 12, "WIFI", "connected to MyNetwork"),
+            (int(self.started_epoch) - 86400 * 9, "OTA", f"updated to {FIRMWARE}"),
+            (int(self.started_epoch), "BOOT", f"firmware {FIRMWARE} started (software reset)"),
+            (int(self.started_epoch) + 9, "WIFI", "connected to MyNetwork"),
+            (int(self.started_epoch) + 15, "MQTT", "connected to 192.168.178.111:1883"),
         ]
 
-    # -- request pipeline: heap (503) -> rate limit (429) -> route (404) -> auth -> 400 -> apply --
+    # -- in front of the endpoints: heap protection (503), rate limit (429), auth, the envelope ----
 
     def handle(self, request: Request) -> Response:
-        """Builds the answer under the state lock, then holds its size on the heap model while
-        the emulated device sends it (outside the lock, so that concurrent requests see it)."""
-        if _is_control(request.path):
-            return super().handle(request)
-        with self.lock:
-            response = self.device_handle(request)
+        """Builds the answer under the state lock and, in the same hold, reserves its size on the
+        heap model; the reservation lasts while the emulated device sends it (outside the lock, so
+        that concurrent requests see it)."""
+        with self.lock:  # re-entrant: the core's handle() takes it too
+            response = super().handle(request)
+            if is_control(request.path):
+                return response
             size = 0 if request.method == "HEAD" else len(response.body)
             self.heap_reserved += size
             self.heap_min_free = min(self.heap_min_free, self.free_heap())
@@ -816,34 +828,19 @@ class WattwaechterEmulator(DeviceEmulator):
                 self.heap_reserved -= size
         return response
 
-    def device_handle(self, req: Request) -> Response:
-        if not (req.path == PREFIX or req.path.startswith(PREFIX + "/")):
-            return self.error(404)
+    def screen(self, req: Request) -> Response | None:
+        """Every /api/v1 request, known path or not: heap protection first (a refused request costs
+        no budget), then the rate limit (a 429 costs none either)."""
         if self.free_heap() < HEAP_CRITICAL:
-            self.counters["heapRejected"] += 1
+            self.count("heapRejected")
             return self._heap_protection()
         if not self.limiter.admit(req.client_address[0] if self.fault("budget_per_client") else "device"):
-            self.counters["rateLimited"] += 1
+            self.count("rateLimited")
             return self._too_many_requests()
-        self.counters["requests"] += 1
-        route = ROUTES.get((req.method, req.path[len(PREFIX):]))
-        if route is None:
-            return self.error(404)
-        denied = self._check_auth(req, route)
-        if denied is not None:
-            return denied
-        body = None
-        if route.json_body:
-            try:
-                body = parse_json(req.body)
-            except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
-                return self.error(400, f"Invalid JSON: {exc}")
-        try:
-            return getattr(self, "_" + route.handler)(req, body)
-        except Invalid as exc:
-            return self.error(400, str(exc))
+        self.count("requests")
+        return None
 
-    def error(self, status: int, detail: str | None = None, headers=None) -> Response:
+    def error(self, status: int, detail: str | None = None, headers=None, *, code=None) -> Response:
         """Every error answer: {"error": "..."} as application/json; the connection stays open."""
         return Response.json({"error": detail or ERROR_TEXT.get(status, "Error")}, status, headers)
 
@@ -868,14 +865,9 @@ class WattwaechterEmulator(DeviceEmulator):
             return self.heap_forced
         return max(0, HEAP_IDLE_FREE - self.heap_reserved)
 
-    # -- the one place for auth ------------------------------------------------------------------
-
-    def token_now(self) -> float:
-        return time.monotonic() + self.token_offset
-
     def _pending(self) -> Pending | None:
         """The pending token pair, None once it has lapsed (unless fault confirm_after_expiry)."""
-        if self.pending is not None and self.token_now() > self.pending.expires \
+        if self.pending is not None and self.now() > self.pending.expires \
                 and not self.fault("confirm_after_expiry"):
             self.pending = None
         return self.pending
@@ -886,13 +878,9 @@ class WattwaechterEmulator(DeviceEmulator):
             header = req.headers.get("Proxy-Authorization")
         if header is None:
             return MISSING
-        scheme, _, token = header.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer":
-            if self.fault("bearer_scheme_optional") and not token:
-                token = scheme  # the whole value taken for the token
-            elif not (self.fault("token_scheme_unchecked") and token):
-                return WRONG
+        token = compare.bearer_token(header, self)
+        if token is None:
+            return WRONG
         flaws = compare.flaws_of(self, TOKEN_FLAWS)
         if not token and compare.EMPTY not in flaws:
             return WRONG
@@ -903,10 +891,10 @@ class WattwaechterEmulator(DeviceEmulator):
             return READ
         return WRONG
 
-    def _check_auth(self, req: Request, route: Route) -> Response | None:
+    def authorize(self, req: Request, route: Route) -> Response | None:
         if not self.settings["api_auth_required"]:
             return None
-        need = route.level
+        need = route.access
         if need == OPEN:
             if not (route.handler == "alive" and self.fault("alive_requires_token")):
                 return None
@@ -925,11 +913,11 @@ class WattwaechterEmulator(DeviceEmulator):
 
     # -- system ----------------------------------------------------------------------------------
 
-    def _alive(self, req, body) -> Response:
+    def alive(self, req) -> Response:
         return Response.json({"alive": True, "version": FIRMWARE})
 
-    def _info(self, req, body) -> Response:
-        up = int(time.monotonic() - self.boot)
+    def info(self, req) -> Response:
+        up = int(time.monotonic() - self.started)
         free = self.free_heap()
         entry = lambda name, value, unit="": {"name": name, "value": str(value), "unit": unit}  # noqa: E731
         wifi = self.settings["wifi"]["primary"]
@@ -949,7 +937,7 @@ class WattwaechterEmulator(DeviceEmulator):
                      entry("max_alloc_heap", int(free * 0.7), "bytes"), entry("heap_size", HEAP_SIZE, "bytes")],
         })
 
-    def _led(self, req, body) -> Response:
+    def led(self, req) -> Response:
         status = "OK" if self.has_reading else "METER_ATTENTION"
         if self.alternative:  # the document shows no shape: another one
             return Response.json({"status": status.lower(), "enabled": self.settings["ledEnable"],
@@ -964,7 +952,7 @@ class WattwaechterEmulator(DeviceEmulator):
             "active_statuses": {name: name == status for name in LED_STATUSES if name != "NONE"},
         })
 
-    def _wifi_scan(self, req, body) -> Response:
+    def wifi_scan(self, req) -> Response:
         now = time.monotonic()
         if req.query.get("refresh", [""])[0].lower() == "true" and now >= self.scan_until:
             self.scan_until = now + 1.5
@@ -972,24 +960,24 @@ class WattwaechterEmulator(DeviceEmulator):
             return Response.json({"networks": [], "count": 0, "scanning": True})
         return Response.json({"networks": WIFI_NETWORKS, "count": len(WIFI_NETWORKS), "scanning": False})
 
-    def _timezones(self, req, body) -> Response:
+    def timezones(self, req) -> Response:
         if self.alternative:  # the document shows no shape: the bare names
             return Response.json([zone["name"] for zone in TIMEZONES])
         return Response.json(TIMEZONES)
 
-    def _reboot(self, req, body) -> Response:
-        self.counters["reboots"] += 1
-        self.restart(RESTART_DELAY, lambda: self._boot("reboot requested via API"))
+    def reboot(self, req) -> Response:
+        self.count("reboots")
+        self.restart(RESTART_DELAY, lambda: self.boot("reboot requested via API"))
         return Response.json({"rebooting": True})
 
-    def _boot(self, why: str) -> None:
+    def boot(self, why: str = "power on") -> None:
         """What a start does to the state: RAM is gone (pending tokens, the rate-limit window, the
         heap minimum, a scan in progress), the uptime starts at 0, the start is counted; the
         settings, active tokens, CA certificate and cloud pairing are in flash and stay."""
         self.settings["rebootsTotal"] += 1
         self.settings["rebootsAll"] += 1
-        self.boot = time.monotonic()
-        self.boot_epoch = time.time()
+        self.started = time.monotonic()
+        self.started_epoch = time.time()
         self.pending = None
         self.limiter = RateLimiter(self.limiter.limit)
         self.heap_min_free = HEAP_IDLE_FREE
@@ -1001,7 +989,7 @@ class WattwaechterEmulator(DeviceEmulator):
     def _no_data(self) -> Response:
         return Response(204)
 
-    def _latest(self, req, body) -> Response:
+    def latest(self, req) -> Response:
         if not self.has_reading:
             return Response.json({}) if self.fault("latest_empty_200") else Response(204)
         m = meter_now(time.time())
@@ -1014,7 +1002,7 @@ class WattwaechterEmulator(DeviceEmulator):
     def _recorded(self, day: dt.date) -> bool:
         return self.first_day is not None and self.first_day <= day <= _utc_today()
 
-    def _high_res(self, req, body) -> Response:
+    def high_res(self, req) -> Response:
         day = parse_date(req.query.get("date", [None])[0], "date", rollover=self.alternative)
         if not self._recorded(day):
             return self._no_data()
@@ -1029,18 +1017,18 @@ class WattwaechterEmulator(DeviceEmulator):
             "export_total_kWh": kwh(sum(e for _, e in quarters)),
         })
 
-    def _low_res(self, req, body) -> Response:
+    def low_res(self, req) -> Response:
         start = parse_date(req.query.get("start", [None])[0], "start", rollover=self.alternative)
         raw = req.query.get("days", [None])[0]
         unchecked = self.fault("history_days_unchecked")
         signed = unchecked or self.alternative
         if raw is None or not re.fullmatch(r"-?[0-9]+" if signed else r"[0-9]+", raw):
-            raise Invalid("days must be an integer 1..31")
+            raise Refused("days must be an integer 1..31")
         days = int(raw)
         if self.alternative and not unchecked:
             days = min(max(days, 1), 31)  # clamped into the documented range
         if not 1 <= days <= 31 and not unchecked:
-            raise Invalid("days must be 1..31")
+            raise Refused("days must be 1..31")
         if self.first_day is None:
             return self._no_data()
         asked = days + 1 if self.fault("history_range_off_by_one") else days  # the day after the range too
@@ -1058,35 +1046,36 @@ class WattwaechterEmulator(DeviceEmulator):
 
     # -- settings & tokens -----------------------------------------------------------------------
 
-    def _get_settings(self, req, body) -> Response:
+    def get_settings(self, req) -> Response:
         if self.fault("settings_return_passwords"):
             return Response.json(self.settings)
         if self.alternative:  # the key is there, never the password itself
             return Response.json(masked_write_only(SETTINGS_FIELDS, self.settings))
         return Response.json(without_write_only(SETTINGS_FIELDS, self.settings))
 
-    def _post_settings(self, req, body) -> Response:
-        changes = validate_settings(SETTINGS_FIELDS, body, self.settings)
+    def post_settings(self, req) -> Response:
+        changes = validate_settings(SETTINGS_FIELDS, req.data, self.settings)
         base = self.settings
         if self.fault("partial_settings_reset"):
             keep = {key: self.settings[key] for key in (*READ_ONLY, "api_auth_required")}
             base = {**copy.deepcopy(FACTORY_SETTINGS), **keep}
         self.settings = merge(base, changes)
-        self.counters["settingsWrites"] += 1
+        self.count("settingsWrites")
         self._log_event("SETTINGS", "changed: " + ", ".join(sorted(changes)) if changes else "no change")
-        return Response.json({"success": True, "applied": body})
+        return Response.json({"success": True, "applied": req.data})
 
-    def _generate_tokens(self, req, body) -> Response:
+    def generate_tokens(self, req) -> Response:
         read, write = new_token(), new_token()
-        self.pending = Pending(read, write, self.token_now() + TOKEN_TTL)
+        self.pending = Pending(read, write, self.now() + TOKEN_TTL)
         if self.fault("generate_activates_immediately"):
             self.tokens = (read, write)
         return Response.json({"success": True, "pending": {"token_read": read, "token_write": write},
                               "expires_in": TOKEN_TTL})
 
-    def _confirm_tokens(self, req, body) -> Response:
+    def confirm_tokens(self, req) -> Response:
+        body = req.data
         if not isinstance(body, dict) or not isinstance(body.get("new_write_token"), str):
-            raise Invalid('expected {"new_write_token": "<pending WRITE token>"}')
+            raise Refused('expected {"new_write_token": "<pending WRITE token>"}')
         pending = self._pending()
         problem = None
         if pending is None:
@@ -1096,10 +1085,10 @@ class WattwaechterEmulator(DeviceEmulator):
         if problem is not None:
             if self.alternative:  # refused in the answer's body, not by its status
                 return Response.json({"success": False, "message": problem})
-            raise Invalid(problem)
+            raise Refused(problem)
         self.tokens = (pending.read, pending.write)
         self.pending = None
-        self.counters["tokenRenewals"] += 1
+        self.count("tokenRenewals")
         self._log_event("AUTH", "API tokens renewed")
         if self.alternative:
             return Response.json({"message": "Tokens activated"})
@@ -1107,54 +1096,54 @@ class WattwaechterEmulator(DeviceEmulator):
 
     # -- MQTT CA, cloud, OTA -----------------------------------------------------------------------
 
-    def _ca_status(self, req, body) -> Response:
+    def ca_status(self, req) -> Response:
         size = len(self.custom_ca) if self.custom_ca else 0
         return Response.json({"has_custom_cert": self.custom_ca is not None,
                               "bundle_size": CA_BUNDLE_SIZE + size, "custom_size": size})
 
-    def _ca_upload(self, req, body) -> Response:
-        pem = body.get("certificate") if isinstance(body, dict) else None
+    def ca_upload(self, req) -> Response:
+        pem = req.data.get("certificate") if isinstance(req.data, dict) else None
         if not isinstance(pem, str) or not (pem.strip() if self.alternative else _valid_pem(pem)):
-            raise Invalid('expected {"certificate": "-----BEGIN CERTIFICATE-----..."}')
+            raise Refused('expected {"certificate": "-----BEGIN CERTIFICATE-----..."}')
         self.custom_ca = pem.strip() + "\n"
-        self.counters["caUploads"] += 1
+        self.count("caUploads")
         return Response.json({"success": True, "message": "Certificate added",
                               "bundle_size": CA_BUNDLE_SIZE + len(self.custom_ca)})
 
-    def _ca_delete(self, req, body) -> Response:
+    def ca_delete(self, req) -> Response:
         if self.custom_ca is None:
-            return self.error(404, "No custom certificate")
+            raise Refused("No custom certificate", 404)
         self.custom_ca = None
         return Response.json({"success": True, "message": "Custom certificate deleted",
                               "bundle_size": CA_BUNDLE_SIZE})
 
-    def _cloud_pair(self, req, body) -> Response:
-        token = body.get("pairing_token") if isinstance(body, dict) else None
+    def cloud_pair(self, req) -> Response:
+        token = req.data.get("pairing_token") if isinstance(req.data, dict) else None
         if not isinstance(token, str) or not (token.strip() if self.alternative else PAIRING_TOKEN.fullmatch(token)):
-            raise Invalid('expected {"pairing_token": "WW-XXXXXXXX"}')
+            raise Refused('expected {"pairing_token": "WW-XXXXXXXX"}')
         self.pairing_token = token
-        self.counters["cloudPairings"] += 1
+        self.count("cloudPairings")
         return Response.json({"success": True, "message": "Pairing wird durchgeführt..."})
 
-    def _cloud_unpair(self, req, body) -> Response:
+    def cloud_unpair(self, req) -> Response:
         self.pairing_token = None
         return Response.json({"success": True, "message": "Pairing token removed."})
 
-    def _ota_check(self, req, body) -> Response:
+    def ota_check(self, req) -> Response:
         data = {"update_available": self.update is not None, "version": self.update or FIRMWARE,
                 "tag": "stable" if self.update else "", "release_date": "2025-11-20" if self.update else "",
                 "release_note_de": "Fehlerbehebungen und Verbesserungen" if self.update else "",
                 "release_note_en": "Bug fixes and improvements" if self.update else "",
-                "last_checked": int(self.boot_epoch) + 60}
+                "last_checked": int(self.started_epoch) + 60}
         return Response.json({"ok": True, "data": data})
 
-    def _ota_start(self, req, body) -> Response:
-        self.counters["otaStarts"] += 1
+    def ota_start(self, req) -> Response:
+        self.count("otaStarts")
         if self.update is None:
             return Response.json({"ok": True, "update_available": False})
         version = self.update
         self._log_event("OTA", f"update to {version} started")
-        self.restart(RESTART_DELAY, lambda: self._boot(f"OTA update to {version} installed"))
+        self.restart(RESTART_DELAY, lambda: self.boot(f"OTA update to {version} installed"))
         return Response.json({"ok": True, "update_available": True, "version": version, "rebooting": True})
 
     # -- logs, Modbus ------------------------------------------------------------------------------
@@ -1163,21 +1152,21 @@ class WattwaechterEmulator(DeviceEmulator):
         self.persistent_log.append((int(time.time()), kind, text))
         del self.persistent_log[:-200]
 
-    def _rawdump(self, req, body) -> Response:
+    def rawdump(self, req) -> Response:
         if not self.has_reading:
             return Response(204)
         seed = f"wattwaechter-sml-{int(time.time()) // 2}"
         return Response(200, {"Content-Type": "application/octet-stream"}, sml_ring_buffer(seed))
 
-    def _log_persistent(self, req, body) -> Response:
+    def log_persistent(self, req) -> Response:
         lines = ["timestamp,datetime,type,message"]
         for when, kind, text in self.persistent_log:
             stamp = dt.datetime.fromtimestamp(when, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
             lines.append(f'{when},{stamp},{kind},"{text}"')
         return Response.text("\n".join(lines) + "\n", content_type="text/csv")
 
-    def _log_ram(self, req, body) -> Response:
-        up_ms = int((time.monotonic() - self.boot) * 1000)
+    def log_ram(self, req) -> Response:
+        up_ms = int((time.monotonic() - self.started) * 1000)
         lines = ["millis,level,tag,message", "312,I,MAIN,WattWaechter starting", "845,I,SML,IR interface ready",
                  "4211,I,WIFI,connected to MyNetwork (-58 dBm)", "4630,I,NTP,time synchronised",
                  "6020,I,MQTT,connected to 192.168.178.111:1883",
@@ -1187,7 +1176,7 @@ class WattwaechterEmulator(DeviceEmulator):
             lines.insert(-1, f"{max(up_ms - 1000, 7000)},W,SML,no telegram for 60 s")
         return Response.text("\n".join(lines) + "\n", content_type="text/csv")
 
-    def _modbus_status(self, req, body) -> Response:
+    def modbus_status(self, req) -> Response:
         values = obis_values(meter_now(time.time())) if self.has_reading else {}
         registers = []
         for register, name, obis, unit, scale, scale_register in MODBUS_REGISTERS:
@@ -1202,22 +1191,39 @@ class WattwaechterEmulator(DeviceEmulator):
         return Response.json({"enabled": True, "running": True, "port": 502, "active_connections": 0,
                               "registers": registers})
 
-    # -- emulator-only controls (/__emulator__/...) ----------------------------------------------
+    # -- beyond the document (BEYOND_THE_DOCUMENT): the vendor client's models decide the shapes ---
 
-    def controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
+    def selftest(self, req) -> Response:  # aio_wattwaechter.SelfTestResult
+        self.count("selfTests")
+        return Response.json({"success": True, "result": "OK", "message": "IR transceiver OK"})
+
+    def setup_token(self, req) -> Response:  # a dict of readToken, writeToken
+        if self.setup_complete:  # the client: "403 if initial setup is complete"
+            raise Refused("Initial setup already completed", 403)
+        return Response.json({"readToken": self.tokens[0], "writeToken": self.tokens[1]})
+
+    def mqtt_status(self, req) -> Response:  # aio_wattwaechter.MqttStatus
+        mqtt = self.settings["mqtt"]
+        state, error, message = ("OFF", 0, "") if not mqtt["enable"] else \
+            ("CONNECTED", 0, "") if mqtt["host"] else ("FAILED", -2, "no broker host set")
+        return Response.json({"enabled": mqtt["enable"], "state": state, "host": mqtt["host"],
+                              "port": mqtt["port"], "client_id": mqtt["client_id"], "use_tls": mqtt["use_tls"],
+                              "last_error": error, "last_error_message": message, "reconnect_attempts": 0})
+
+    # -- the WattWächter's own emulator controls (/__emulator__/...) -------------------------------
+
+    def device_controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
         return {
-            ("GET", "counters"): lambda payload: dict(self.counters),
-            ("POST", "reset"): lambda payload: self.reset(),
             ("GET", "budget"): lambda payload: self._budget_view(),
             ("POST", "budget"): self._ctl_budget,
             ("GET", "heap"): lambda payload: self._heap_view(),
             ("POST", "heap"): self._ctl_heap,
-            ("POST", "advance"): self._ctl_advance,
             ("GET", "tokens"): lambda payload: self._tokens_view(),
             ("POST", "tokens"): self._ctl_tokens,
             ("POST", "latest"): self._ctl_latest,
             ("POST", "history"): self._ctl_history,
             ("POST", "ota"): self._ctl_ota,
+            ("POST", "setup"): self._ctl_setup,
         }
 
     def _budget_view(self) -> dict[str, Any]:
@@ -1247,20 +1253,13 @@ class WattwaechterEmulator(DeviceEmulator):
         self.heap_forced, self.send_rate = free, float(rate)
         return self._heap_view()
 
-    def _ctl_advance(self, payload: Any) -> dict[str, Any]:
-        seconds = payload.get("seconds") if isinstance(payload, dict) else None
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 1e9:
-            raise ControlError('expected {"seconds": N} with N >= 0')
-        self.token_offset += seconds
-        return {"advanced": self.token_offset}
-
     def _tokens_view(self) -> dict[str, Any]:
         pending = self._pending()
         return {"read_token": self.tokens[0], "write_token": self.tokens[1],
                 "api_auth_required": self.settings["api_auth_required"],
                 "pending": None if pending is None else {
                     "token_read": pending.read, "token_write": pending.write,
-                    "expires_in": round(pending.expires - self.token_now(), 3)}}
+                    "expires_in": round(pending.expires - self.now(), 3)}}
 
     def _ctl_tokens(self, payload: Any) -> dict[str, Any]:
         keys = {"read_token", "write_token", "api_auth_required"}
@@ -1289,8 +1288,8 @@ class WattwaechterEmulator(DeviceEmulator):
         if first is not None:
             try:
                 first = parse_date(first if isinstance(first, str) else None, "first_day")
-            except Invalid as exc:
-                raise ControlError(str(exc)) from None
+            except Refused as exc:
+                raise ControlError(exc.detail) from None
             if first < EPOCH_DAY:
                 raise ControlError(f"first_day: not before {EPOCH_DAY.isoformat()}")
         self.first_day = first
@@ -1302,6 +1301,12 @@ class WattwaechterEmulator(DeviceEmulator):
                 or not (available is None or (isinstance(available, str) and available)):
             raise ControlError('expected {"available": "x.y.z"} or {"available": null}')
         self.update = available
+
+    def _ctl_setup(self, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict) or set(payload) != {"complete"} or type(payload["complete"]) is not bool:
+            raise ControlError('expected {"complete": true} or {"complete": false}')
+        self.setup_complete = payload["complete"]
+        return {"complete": self.setup_complete}
 
 
 def _valid_pem(text: str) -> bool:

@@ -28,18 +28,19 @@ auth (401) -> route (404) -> disabled endpoint (404) -> method (405) -> multipar
   12-character key, readable through GET /__emulator__/auth). With auth on, the `apiKey` header must
   hold the key exactly; missing or wrong -> 401, application/json, body exactly
   {"error": "Unauthorized access."}. With auth off an `apiKey` header is ignored.
-- Disabled endpoints: `disabled=("/api/sysupgrade",)` at start (a target's `disabled_endpoints`) or
+- Disabled endpoints: `disabled_endpoints=("/api/sysupgrade",)` at start (a target's `disabled_endpoints`) or
   POST /__emulator__/disabled. Every endpoint is enabled otherwise.
 
 Switch on named faults (FAULTS; each one realistic firmware bug tied to the sentence it breaks) to
 check that a conformance suite catches it.
 
 Helpers for tests and suites: build_image() makes a firmware image that passes validation,
-build_workbook() a configuration workbook that excel-utility reads, parse_multipart() is the
-multipart/form-data parser of the emulated firmware (the generic server has none),
-disabled_endpoints_problem() checks a target's `disabled_endpoints` value.
+build_workbook() a configuration workbook that excel-utility reads,
+disabled_endpoints_problem() checks a target's `disabled_endpoints` value. Form fields and files are
+parsed by the emulator core (python-multipart).
 
-Emulator-only controls (under /__emulator__/, JSON in and out, never authenticated):
+Emulator-only controls (under /__emulator__/, JSON in and out, never authenticated; counters, reset,
+advance and restart are the core's, the rest the gateway's own):
 - GET  /__emulator__/             -> {"device": "wcc-lite", "faults": [...]}
 - GET  /__emulator__/counters     -> {"requests", "unauthorized", "upgradesStarted", "upgradesRefused",
                                       "syncUploads", "syncRefused", "restarts"} (requests = every /api
@@ -145,12 +146,11 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass
-from email.message import Message
-from email.utils import collapse_rfc2231_value
 from typing import Any, Callable
 
 from . import credentials as compare
-from .server import ControlError, DeviceEmulator, Request, Response
+from .core import FORM, NONE, ControlError, DeviceEmulator, MalformedBody, Part, Refused, Route, media_type, multipart_form
+from .server import Request, Response
 
 PREFIX = "/api"
 FIRMWARE = "1.8.3"
@@ -223,16 +223,10 @@ FAULTS: dict[str, str] = {
     "key_scheme_stripped": VALIDATES_KEY,
 }
 # fault -> the flaw it gives the key comparison
-KEY_FLAWS = {"empty_key_accepted": compare.EMPTY, "key_prefix_accepted": compare.PREFIX,
-             "key_last_char_ignored": compare.SHORT, "key_extra_ignored": compare.STORED_LENGTH,
-             "key_case_insensitive": compare.CASE}
+KEY_FLAWS = compare.comparison_faults("key")
 # fault -> the near-miss credential (conformlab.near_miss) it lets through
 NEAR_MISS_FAULTS: dict[str, str] = {
-    "empty_key_accepted": "key-empty",
-    "key_prefix_accepted": "key-prefix",
-    "key_last_char_ignored": "key-truncated",
-    "key_extra_ignored": "key-extended",
-    "key_case_insensitive": "key-case-swapped",
+    **compare.near_misses_let_through(KEY_FLAWS, "key"),
     "key_read_from_authorization": "key-in-authorization-header",
     "key_scheme_stripped": "key-with-bearer-scheme",
 }
@@ -241,34 +235,27 @@ NEAR_MISS_FAULTS: dict[str, str] = {
 # The endpoints of the document's table
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    method: str  # "GET" (no data) or "POST" (fields or files)
-    handler: str
-    description: str  # the document's Description column
-    fields: tuple[str, ...] = ()  # multipart fields the endpoint reads
-    files: tuple[str, ...] = ()  # multipart file parts the endpoint reads
-
-
-ENDPOINTS: dict[str, Endpoint] = {
-    "/api/version": Endpoint("GET", "version", "Version of the API"),
-    "/api/actions": Endpoint("GET", "actions", "List of available points"),
-    "/api/syncVersion": Endpoint("GET", "sync_version", "A version of the sync service"),
-    "/api/sync": Endpoint("POST", "sync", "Protocol hub configuration upload", files=("file",)),
-    "/api/syslog": Endpoint("GET", "syslog", "Prints out the syslog"),
-    "/api/systemInfo": Endpoint("GET", "system_info", "General system info"),
-    "/api/gsmInfo": Endpoint("GET", "gsm_info", "GSM modem information"),
-    "/api/devices": Endpoint("GET", "devices", "List of configured devices"),
-    "/api/device/info": Endpoint("POST", "device_info", "Returns configured device information.",
-                                 fields=("device_alias",)),
-    "/api/device/tags": Endpoint("POST", "device_tags", "List of tags of a particular configured device.",
-                                 fields=("device_alias",)),
-    "/api/device/tag/value": Endpoint("POST", "tag_value",
-                                      "Returns tags value, name, timestamp, and flags of a particular device.",
-                                      fields=("device_alias", "signal_alias")),
-    "/api/tags": Endpoint("GET", "tags", "List of configured tags"),
-    "/api/sysupgrade": Endpoint("POST", "sysupgrade", "Firmware upgrade.", files=("file",)),
-}
+# (method, path below /api, handler, the document's Description column); a GET is served to HEAD too
+ENDPOINTS = (
+    ("GET", "/version", "_version", "Version of the API"),
+    ("GET", "/actions", "_actions", "List of available points"),
+    ("GET", "/syncVersion", "_sync_version", "A version of the sync service"),
+    ("POST", "/sync", "_sync", "Protocol hub configuration upload"),
+    ("GET", "/syslog", "_syslog", "Prints out the syslog"),
+    ("GET", "/systemInfo", "_system_info", "General system info"),
+    ("GET", "/gsmInfo", "_gsm_info", "GSM modem information"),
+    ("GET", "/devices", "_devices", "List of configured devices"),
+    ("POST", "/device/info", "_device_info", "Returns configured device information."),
+    ("POST", "/device/tags", "_device_tags", "List of tags of a particular configured device."),
+    ("POST", "/device/tag/value", "_tag_value", "Returns tags value, name, timestamp, and flags of a particular device."),
+    ("GET", "/tags", "_tags", "List of configured tags"),
+    ("POST", "/sysupgrade", "_sysupgrade", "Firmware upgrade."),
+)
+ROUTES = tuple(Route(verb, path, handler, FORM if method == "POST" else NONE, arg=description)
+               for method, path, handler, description in ENDPOINTS
+               for verb in ((method, "HEAD") if method == "GET" else (method,)))
+DESCRIPTIONS = {PREFIX + path: description for _, path, _, description in ENDPOINTS}  # full path -> description
+DISABLED = Route("*", "", "_disabled")  # what a disabled endpoint routes to
 
 
 def disabled_endpoints_problem(value: object) -> str | None:
@@ -276,9 +263,9 @@ def disabled_endpoints_problem(value: object) -> str | None:
     documented paths with their /api prefix, e.g. ["/api/sysupgrade"]."""
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         return 'must be a list of endpoint paths, e.g. ["/api/sysupgrade"]'
-    unknown = [v for v in value if v not in ENDPOINTS]
+    unknown = [v for v in value if v not in DESCRIPTIONS]
     if unknown:
-        return f"not documented endpoints: {', '.join(unknown)} (known: {', '.join(ENDPOINTS)})"
+        return f"not documented endpoints: {', '.join(unknown)} (known: {', '.join(DESCRIPTIONS)})"
     return None
 
 
@@ -417,87 +404,6 @@ def tag_topics(device: Device, tag: Tag) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# multipart/form-data (RFC 7578 on RFC 2046)
-
-
-class MalformedMultipart(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Part:
-    name: str
-    filename: str | None
-    content: bytes
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", errors="replace")
-
-
-def is_multipart(content_type: str | None) -> bool:
-    return _content_type(content_type).get_content_type() == "multipart/form-data"
-
-
-def _content_type(value: str | None) -> Message:
-    message = Message()
-    message["Content-Type"] = value or "text/plain"
-    return message
-
-
-def _param(message: Message, name: str, header: str) -> str | None:
-    value = message.get_param(name, header=header)
-    if value is None:
-        return None
-    return collapse_rfc2231_value(value)
-
-
-def parse_multipart(body: bytes, content_type: str) -> dict[str, Part]:
-    """The named parts of a multipart/form-data body, the first of each name.
-    MalformedMultipart if the body does not follow the boundary of `content_type`."""
-    boundary = _param(_content_type(content_type), "boundary", "content-type")
-    if not boundary or len(boundary) > 70:
-        raise MalformedMultipart("no usable boundary parameter")
-    dash = b"--" + boundary.encode("latin-1")
-    if body.startswith(dash):
-        rest = body[len(dash):]
-    else:  # a preamble before the first delimiter line is ignored
-        start = body.find(b"\r\n" + dash)
-        if start < 0:
-            raise MalformedMultipart("the boundary does not occur in the body")
-        rest = body[start + 2 + len(dash):]
-    parts: dict[str, Part] = {}
-    while not rest.startswith(b"--"):  # "--" after a delimiter closes the body (epilogue ignored)
-        line_end = rest.find(b"\r\n")
-        if line_end < 0 or rest[:line_end].strip(b" \t"):  # only transport padding may follow
-            raise MalformedMultipart("a delimiter line does not end in CRLF")
-        rest = rest[line_end + 2:]
-        end = rest.find(b"\r\n" + dash)
-        if end < 0:
-            raise MalformedMultipart("no closing delimiter")
-        part, rest = rest[:end], rest[end + 2 + len(dash):]
-        if part.startswith(b"\r\n"):
-            head, content = b"", part[2:]
-        else:
-            head, sep, content = part.partition(b"\r\n\r\n")
-            if not sep:
-                raise MalformedMultipart("a part's headers do not end in an empty line")
-        headers = Message()
-        for line in head.decode("utf-8", errors="replace").split("\r\n") if head else ():
-            key, colon, value = line.partition(":")
-            if not colon:
-                raise MalformedMultipart(f"bad part header line {line[:60]!r}")
-            headers[key.strip()] = value.strip()
-        if headers.get("Content-Disposition", "").split(";")[0].strip().lower() != "form-data":
-            continue
-        name = _param(headers, "name", "content-disposition")
-        if name and name not in parts:
-            filename = _param(headers, "filename", "content-disposition")
-            parts[name] = Part(name, filename, content)
-    return parts
-
-
-# ---------------------------------------------------------------------------------------------
 # Firmware images and configuration workbooks
 
 
@@ -564,27 +470,24 @@ def _key_problem(key: object) -> str | None:
     return None
 
 
-class Refused(Exception):
-    """A request the emulator answers with 400 {"error": ...}."""
-
-
 # ---------------------------------------------------------------------------------------------
 
 
 class WccLiteEmulator(DeviceEmulator):
     NAME = "wcc-lite"
+    PREFIX = PREFIX
+    ROUTES = ROUTES
     FAULTS = FAULTS
-    AUTH_KEYS = ("api_key",)
-    TARGET_OPTIONS = {"disabled_endpoints": "disabled"}
+    AUTHORIZE_BEFORE_ROUTING = True  # the gateway checks the key before it looks at the path
 
-    def __init__(self, faults=(), auth=None, disabled=()) -> None:
+    def __init__(self, faults=(), auth=None, disabled_endpoints=()) -> None:
         super().__init__(faults, auth)
         if "api_key" in self.auth and _key_problem(self.auth["api_key"]):
             raise ValueError(f"auth 'api_key': {_key_problem(self.auth['api_key'])}")
-        disabled = [disabled] if isinstance(disabled, str) else list(disabled)
+        disabled = [disabled_endpoints] if isinstance(disabled_endpoints, str) else list(disabled_endpoints)
         problem = disabled_endpoints_problem(disabled)
         if problem:
-            raise ValueError(f"disabled: {problem}")
+            raise ValueError(f"disabled_endpoints: {problem}")
         self.initial_disabled = frozenset(disabled)
         self.generated_key = new_api_key()  # the first-boot key, used when started without one
         self.boot_epoch = time.time() - (3 * 86400 + 7 * 3600 + 12 * 60 + 9)
@@ -593,6 +496,7 @@ class WccLiteEmulator(DeviceEmulator):
 
     def reset(self) -> None:
         """Back to the state at start (also POST /__emulator__/reset)."""
+        super().reset()
         self.auth_enabled = "api_key" in self.auth
         self.api_key: str = self.auth.get("api_key", self.generated_key)
         self.disabled: set[str] = set(self.initial_disabled)
@@ -607,43 +511,54 @@ class WccLiteEmulator(DeviceEmulator):
         (alternative reading, or the devices_key control)."""
         return self.devices_key_set or ("devices" if self.alternative else "Devices")
 
-    def _boot(self) -> None:
+    def boot(self) -> None:
         """What a start does after the upgrade's restart: the uci configuration (API key, the
         authorization switch, the enabled endpoints) stays; uptime and the RAM syslog start again."""
         self.boot_epoch = time.time() - BOOT_TO_API  # the kernel started before the API answers again
         self.events = []
-        self.counters["restarts"] += 1
+        self.count("restarts")
 
-    # -- request pipeline ----------------------------------------------------------------------
+    # -- request pipeline (core): count -> key (401) -> route (404) -> disabled (404) -> 405 -> form fields
 
-    def device_handle(self, req: Request) -> Response:
-        if not req.path.startswith(PREFIX + "/"):
-            return self.error(404)
-        self.counters["requests"] += 1
-        if not self._authorized(req):
-            self.counters["unauthorized"] += 1
-            return self._unauthorized()
-        endpoint = ENDPOINTS.get(req.path)
-        if endpoint is None:
-            return self.error(404)
+    def screen(self, req: Request) -> Response | None:
+        self.count("requests")
+        return None
+
+    def resolve(self, req: Request) -> Route | None:
+        route = super().resolve(req)
         if req.path in self.disabled and not self.fault("disabled_still_serves"):
-            if self.alternative:
-                return Response.json({"error": "API endpoint is disabled"})
-            return self.error(404)
-        allowed = ("GET", "HEAD") if endpoint.method == "GET" else ("POST",)
-        if req.method not in allowed:
-            return self.error(405, headers={"Allow": ", ".join(allowed)})
-        try:
-            return getattr(self, "_" + endpoint.handler)(req)
-        except Refused as exc:
-            return self.error(400, str(exc))
+            req.route = route = DISABLED  # whatever the method: the endpoint is not there
+        return route
 
-    def error(self, status: int, detail: str | None = None, headers=None) -> Response:
+    def _disabled(self, req: Request) -> Response:
+        if self.alternative:
+            return Response.json({"error": "API endpoint is disabled"})
+        return self.error(404)
+
+    def method_not_allowed(self, req: Request, allowed: list[str]) -> Response:
+        return self.error(405, headers={"Allow": ", ".join(allowed)})
+
+    def read_body(self, req: Request, route: Route) -> dict[str, Part] | None:
+        """The parts of a multipart POST body; {} for any other body, None for an unreadable one."""
+        if route.body != FORM or not req.body or media_type(req) != "multipart/form-data":
+            return {}
+        try:
+            return multipart_form(req.body, req.headers.get("Content-Type"))
+        except MalformedBody:
+            return None
+
+    def error(self, status: int, detail: str | None = None, headers=None, *, code: str | None = None) -> Response:
         """Every error but the 401: {"error": "..."} as application/json; the connection stays open."""
         text = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}.get(status, "Error")
         return Response.json({"error": detail or text}, status, headers)
 
     # -- auth ----------------------------------------------------------------------------------
+
+    def authorize(self, req: Request, route: Route | None) -> Response | None:
+        if self._authorized(req):
+            return None
+        self.count("unauthorized")
+        return self._unauthorized()
 
     def _authorized(self, req: Request) -> bool:
         if not self.auth_enabled and not self.fault("auth_always_on"):
@@ -667,20 +582,13 @@ class WccLiteEmulator(DeviceEmulator):
             return Response.json({"error": "Unauthorized"}, 401)
         return Response(401, {"Content-Type": "text/plain" if self.alternative else "application/json"}, UNAUTHORIZED)
 
-    # -- multipart bodies ----------------------------------------------------------------------
-
-    def _parts(self, req: Request) -> dict[str, Part]:
-        """The multipart parts of a POST body; {} for any other body. MalformedMultipart."""
-        if not req.body or not is_multipart(req.headers.get("Content-Type")):
-            return {}
-        return parse_multipart(req.body, req.headers.get("Content-Type"))
+    # -- form fields and files -----------------------------------------------------------------
 
     def _fields(self, req: Request, *names: str) -> dict[str, str]:
         """The named fields; Refused if one is missing or empty."""
-        try:
-            parts = self._parts(req)
-        except MalformedMultipart:
-            raise Refused("Malformed multipart/form-data body") from None
+        parts = req.data
+        if parts is None:
+            raise Refused("Malformed multipart/form-data body")
         fields = {}
         for name in names:
             part = parts.get(name)
@@ -693,10 +601,7 @@ class WccLiteEmulator(DeviceEmulator):
         """(file name, content) of the part named "file"; None without one (or an unreadable body)."""
         if self.fault("upload_reads_raw_body"):  # the whole body is taken for the file
             return ("upload", req.body) if req.body else None
-        try:
-            part = self._parts(req).get("file")
-        except MalformedMultipart:
-            return None
+        part = (req.data or {}).get("file")
         if part is None or not part.content:
             return None
         return part.filename or "file", part.content
@@ -752,8 +657,8 @@ class WccLiteEmulator(DeviceEmulator):
         return Response.json({"sync_version": API_VERSION["sync_version"]})
 
     def _actions(self, req) -> Response:
-        actions = [{"path": path, "description": endpoint.description}
-                   for path, endpoint in ENDPOINTS.items() if path not in self.disabled]
+        actions = [{"path": path, "description": description}
+                   for path, description in DESCRIPTIONS.items() if path not in self.disabled]
         return Response.json({"total_actions": str(len(actions)), "actions": actions})
 
     def _devices(self, req) -> Response:
@@ -858,37 +763,37 @@ class WccLiteEmulator(DeviceEmulator):
         upload = self._upload(req)
         refused = 200 if self.alternative else 400  # the page gives the messages, not the statuses
         if upload is None:
-            self.counters["upgradesRefused"] += 1
+            self.count("upgradesRefused")
             self._log("user.err sysupgrade: no image received")
             wrong = self.fault("no_file_wrong_message") or self.alternative
             message = "Failed to validate image" if wrong else "Failed to begin upgrade"
             return Response.json({"message": message}, refused)
         name, image = upload
         if not image_is_valid(image) and not self.fault("bad_image_started"):
-            self.counters["upgradesRefused"] += 1
+            self.count("upgradesRefused")
             self._log(f"user.err sysupgrade: {_printable(name)}: image check failed")
             return Response.json({"message": "Failed to validate image"}, refused)
-        self.counters["upgradesStarted"] += 1
+        self.count("upgradesStarted")
         self._log(f"user.notice sysupgrade: {_printable(name)}: upgrade started ({len(image)} bytes)")
-        self.restart(self.upgrade_restart_delay, self._boot)  # flashed: the gateway reboots after the answer
+        self.restart(self.upgrade_restart_delay)  # flashed: the gateway reboots after the answer
         return Response.json({"message": "Upgrade started"})
 
     def _sync(self, req) -> Response:
         upload = self._upload(req)
         if upload is None:
-            self.counters["syncRefused"] += 1
+            self.count("syncRefused")
             if self.alternative:
                 return self._excel_output("excel-utility: error: no configuration file given\n")
             raise Refused("Missing file")
         name, data = upload
         sheets = workbook_sheets(data)
         if sheets is None:
-            self.counters["syncRefused"] += 1
+            self.count("syncRefused")
             self._log(f"user.err excel-utility: {_printable(name)}: not an Excel workbook")
             if self.alternative:
                 return self._excel_output(f"excel-utility: error: {_printable(name)} is not an Excel workbook (.xlsx)\n")
             raise Refused(f"excel-utility: {_printable(name)} is not an Excel workbook (.xlsx)")
-        self.counters["syncUploads"] += 1
+        self.count("syncUploads")
         self._log(f"user.notice excel-utility: {_printable(name)}: configuration generated")
         return self._excel_output(
             f"excel-utility: reading {_printable(name)} ({len(data)} bytes)\n"
@@ -902,10 +807,8 @@ class WccLiteEmulator(DeviceEmulator):
 
     # -- emulator-only controls (/__emulator__/...) ----------------------------------------------
 
-    def controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
+    def device_controls(self) -> dict[tuple[str, str], Callable[[Any], Any]]:
         return {
-            ("GET", "counters"): lambda payload: dict(self.counters),
-            ("POST", "reset"): lambda payload: self.reset(),
             ("GET", "disabled"): lambda payload: self._disabled_view(),
             ("POST", "disabled"): self._ctl_disabled,
             ("GET", "auth"): lambda payload: self._auth_view(),
@@ -914,7 +817,7 @@ class WccLiteEmulator(DeviceEmulator):
         }
 
     def _disabled_view(self) -> dict[str, Any]:
-        return {"disabled": [path for path in ENDPOINTS if path in self.disabled]}
+        return {"disabled": [path for path in DESCRIPTIONS if path in self.disabled]}
 
     def _ctl_disabled(self, payload: Any) -> dict[str, Any]:
         if not isinstance(payload, dict) or set(payload) != {"disabled"}:

@@ -1,36 +1,47 @@
 """An inline SVG of a load run: accepted vs rejected requests per second (stacked bars), and for the
-rate limit the accepted count over the last 10 s against the documented 25-per-10-s line.
+rate limit the accepted count over the last window against the documented budget's line.
 
-Pure (no locust): built from the request records (see verdicts.py) for the HTML report.
+Pure (no locust): built from the request records (see verdicts.py) and the profile's RateBudget, for
+the HTML report.
 """
 
 from __future__ import annotations
 
 from html import escape
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from .verdicts import LIMIT, WINDOW, accepted, per_second
+from .verdicts import accepted, per_second
+
+if TYPE_CHECKING:
+    from conformlab.profiles import RateBudget
 
 WIDTH, HEIGHT = 760, 280
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 30, 58
-SERIES = (("accepted", "#3a9a48", "accepted"), ("429", "#f0a030", "429 rate limit"),
-          ("503", "#c0392b", "503 heap protection"), ("other", "#7f7f7f", "other 5xx / no answer"))
 
 
-def accepted_rejected_svg(records: Sequence[dict[str, Any]], *, title: str = "",
+def series(budget: RateBudget) -> list[tuple[str, str, str]]:
+    """(bucket of verdicts.per_second, colour, label) per stacked bar part."""
+    parts = [("accepted", "#3a9a48", "accepted"), ("over_limit", "#f0a030", f"{budget.over_limit.status} rate limit")]
+    if budget.protection:
+        parts.append(("protection", "#c0392b", f"{budget.protection.refusal.status} {budget.protection.name}"))
+    return parts + [("other", "#7f7f7f", "other 5xx / no answer")]
+
+
+def accepted_rejected_svg(records: Sequence[dict[str, Any]], budget: RateBudget, *, title: str = "",
                           budget_line: bool = False) -> str:
-    buckets = per_second(records)
+    buckets = per_second(records, budget)
     if not buckets:
         return ""
+    limit, window = budget.requests, budget.seconds
     t0 = min(r["t"] for r in records)
     seconds = max(buckets) + 1
     rolling: list[int] = []
     if budget_line:
-        # Accepted requests sent in the 10 s before the end of each second (send times: a picture,
+        # Accepted requests sent in the window before the end of each second (send times: a picture,
         # the verdict itself uses the certain windows of verdicts.py).
-        ok = [r["t"] - t0 for r in records if accepted(r)]
-        rolling = [sum(1 for t in ok if end - WINDOW < t <= end) for end in range(1, seconds + 1)]
-    top = max([sum(b.values()) for b in buckets.values()] + rolling + ([LIMIT] if budget_line else []))
+        ok = [r["t"] - t0 for r in records if accepted(r, budget)]
+        rolling = [sum(1 for t in ok if end - window < t <= end) for end in range(1, seconds + 1)]
+    top = max([sum(b.values()) for b in buckets.values()] + rolling + ([limit] if budget_line else []))
     top = max(5, int(top * 1.15) + 1)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / seconds
@@ -49,7 +60,7 @@ def accepted_rejected_svg(records: Sequence[dict[str, Any]], *, title: str = "",
                      f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>')
     for second, counts in sorted(buckets.items()):  # stacked bars
         base = 0
-        for key, colour, label in SERIES:
+        for key, colour, label in series(budget):
             if counts[key]:
                 parts.append(f'<rect x="{x(second) + 1:.1f}" y="{y(base + counts[key]):.1f}" '
                              f'width="{max(step - 2, 1):.1f}" height="{counts[key] / top * plot_h:.1f}" '
@@ -60,15 +71,15 @@ def accepted_rejected_svg(records: Sequence[dict[str, Any]], *, title: str = "",
     parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#333"/>'
                  f'<text x="{LEFT + plot_w / 2:.0f}" y="{TOP + plot_h + 28}" text-anchor="middle">'
                  f'seconds since the first request (requests per second by send time)</text>')
-    legend = list(SERIES)
+    legend = series(budget)
     if budget_line:
         points = " ".join(f"{x(i + 1):.1f},{y(n):.1f}" for i, n in enumerate(rolling))
-        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(LIMIT):.1f}" y2="{y(LIMIT):.1f}" '
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" '
                      f'stroke="#1f5fbf" stroke-dasharray="6 4"/>'
-                     f'<text x="{WIDTH - RIGHT - 2}" y="{y(LIMIT) - 4:.1f}" text-anchor="end" fill="#1f5fbf">'
-                     f'documented budget: {LIMIT} per {WINDOW:g} s</text>'
+                     f'<text x="{WIDTH - RIGHT - 2}" y="{y(limit) - 4:.1f}" text-anchor="end" fill="#1f5fbf">'
+                     f'documented budget: {limit} per {window:g} s</text>'
                      f'<polyline points="{points}" fill="none" stroke="#1f5fbf" stroke-width="2"/>')
-        legend.append(("", "#1f5fbf", f"accepted in the last {WINDOW:g} s"))
+        legend.append(("", "#1f5fbf", f"accepted in the last {window:g} s"))
     lx = LEFT
     for _, colour, label in legend:
         parts.append(f'<rect x="{lx}" y="{HEIGHT - 14}" width="10" height="10" fill="{colour}"/>'

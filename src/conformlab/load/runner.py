@@ -1,9 +1,10 @@
 """Run one locustfile of load/ through locust's library API and write its results.
 
-    python -m conformlab.load.runner {rate_limit,heap} --host http://127.0.0.1:PORT/api/v1 --out DIR
-        [--run-seconds N] [--source-address 127.0.0.2 --source-address 127.0.0.3]
+    python -m conformlab.load.runner {rate_limit,heap} --device NAME --host http://127.0.0.1:PORT/api/v1
+        --out DIR [--run-seconds N] [--source-address 127.0.0.2 --source-address 127.0.0.3]
 
-The READ token comes from WW_READ_TOKEN (never the command line). Writes into DIR: result.json
+The device's budget, answers and paths come from its profile (conformlab.profiles); its credentials
+from CONFORMLAB_<KEY> (e.g. CONFORMLAB_READ_TOKEN; never the command line). Writes into DIR: result.json
 (records, verdict, locust's statistics as text), chart.svg, locust_report.html and the CSV files
 locust_*.csv. No web UI and no master: nothing listens anywhere. Exit status 0 once result.json is
 written, whatever the verdict (that is in the JSON); anything else is a crash.
@@ -44,9 +45,12 @@ def project_root() -> Path:
     raise FileNotFoundError("cannot find the conformlab checkout (a folder with load/ and schemas/)")
 
 
-def run(name: str, host: str, out: Path, *, run_seconds: float | None, sources: list[str],
+def run(name: str, device: str, host: str, out: Path, *, run_seconds: float | None, sources: list[str],
         locustfile: Path | None = None) -> dict:
-    os.environ[scenario.SOURCES_ENV] = ",".join(sources)  # the users read it (as in a CLI run)
+    os.environ[scenario.DEVICE_ENV] = device  # the users read them (as in a CLI run)
+    os.environ[scenario.SOURCES_ENV] = ",".join(sources)
+    scenario.require(name)
+    budget = scenario.budget()
     path = locustfile or project_root() / "load" / LOCUSTFILES[name]
     user_classes, shapes = load_locustfile(str(path))
     if not shapes:
@@ -63,13 +67,16 @@ def run(name: str, host: str, out: Path, *, run_seconds: float | None, sources: 
 
     started = time.time()
     runner.start(shape.users, spawn_rate=100)
+    # gevent's clock is the loop's, cached since its last turn (before the imports above): read the
+    # real time first, or the load stops as much earlier as the imports took.
+    gevent.get_hub().loop.update_now()
     gevent.spawn_later(seconds, runner.quit)
     runner.greenlet.join()
     load_ended = time.time()
 
     # Outside the timed load: wait the advertised Retry-After, then recovery / retry / health check.
     records = scenario.RECORDER.records
-    records += scenario.post_run(name, host, records, sources=sources, token=scenario.read_token())
+    records += scenario.post_run(name, host, records, sources=sources, auth=scenario.scenario_auth())
     records.sort(key=lambda r: r["t"])
 
     gevent.sleep(1.1)  # one more round of the CSV writer, then stop it
@@ -77,11 +84,11 @@ def run(name: str, host: str, out: Path, *, run_seconds: float | None, sources: 
     csv_writer.close_files()
     report = out / "locust_report.html"
     report.write_text(get_html_report(env, show_download_link=False), encoding="utf-8")
-    chart = accepted_rejected_svg(records, title=f"{name}: requests per second",
+    chart = accepted_rejected_svg(records, budget, title=f"{name}: requests per second",
                                   budget_line=name == "rate_limit")
     (out / "chart.svg").write_text(chart, encoding="utf-8")
 
-    verdict = verdicts.evaluate(name, records)
+    verdict = verdicts.evaluate(name, records, budget)
     stats_text = "\n".join([*get_stats_summary(env.stats, current=False), "",
                             *get_percentile_stats_summary(env.stats), "",
                             *get_error_report_summary(env.stats)])
@@ -99,6 +106,7 @@ def run(name: str, host: str, out: Path, *, run_seconds: float | None, sources: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformlab.load.runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("scenario", choices=sorted(LOCUSTFILES))
+    parser.add_argument("--device", required=True, help="the device under load (conformlab.profiles)")
     parser.add_argument("--host", required=True, help="device origin + prefix, e.g. http://127.0.0.1:8080/api/v1")
     parser.add_argument("--out", required=True, type=Path, help="folder for result.json, CSV and HTML")
     parser.add_argument("--run-seconds", type=float, default=None, help="length of the timed load")
@@ -107,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--locustfile", type=Path, default=None, help="instead of load/<scenario>.py")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = run(args.scenario, args.host.rstrip("/"), args.out, run_seconds=args.run_seconds,
+    result = run(args.scenario, args.device, args.host.rstrip("/"), args.out, run_seconds=args.run_seconds,
                  sources=args.sources, locustfile=args.locustfile)
     (args.out / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     print(result["verdict_text"], flush=True)

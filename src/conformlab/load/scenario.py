@@ -1,24 +1,32 @@
-"""Shared code of the locustfiles in load/: configuration from the environment, the device user
-(token, source address, request cap), the per-request recorder, the bounded shape, and the steps
-after the timed load (waiting Retry-After, then recovery/retry requests).
+"""Shared code of the locustfiles in load/: the device and its budget (from its profile), the
+configuration from the environment, the device user (credentials, source address, request cap), the
+per-request recorder, the bounded shape, and the steps after the timed load (waiting Retry-After,
+then recovery/retry requests).
 
 Imports locust (which monkey-patches the standard library with gevent): only ever imported in a
 locust process (the `locust` command or `python -m conformlab.load.runner`), never by pytest.
 
 Convention: the host is the device origin plus its API prefix, e.g. http://192.168.1.50/api/v1;
-request paths are below it (/system/alive).
+request paths are below it (the profile's, e.g. /system/info).
 
 Environment:
-    WW_READ_TOKEN         READ token; sent as `Authorization: Bearer ...` when set (never printed)
-    WW_SOURCE_ADDRESSES   client addresses to send from, comma separated (e.g. 127.0.0.2,127.0.0.3);
+    CONFORMLAB_DEVICE     the device (conformlab.profiles); default: the one device whose profile
+                          declares a rate budget
+    CONFORMLAB_<KEY>      the device's credentials, one per key of its [targets.<name>.auth]
+                          (e.g. CONFORMLAB_READ_TOKEN); the scenarios send the access level the
+                          profile's budget names (never printed)
+    CONFORMLAB_SOURCE_ADDRESSES
+                          client addresses to send from, comma separated (e.g. 127.0.0.2,127.0.0.3);
                           users take them round robin
-    WW_RUN_SECONDS        length of the timed load (each locustfile has its default)
-    WW_RATE_PATH          the rate scenario's endpoint (default /system/info)
+    CONFORMLAB_RUN_SECONDS
+                          length of the timed load (each locustfile has its default)
+    CONFORMLAB_RATE_PATH  the rate scenario's request instead of the profile's
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import logging
 import os
@@ -30,14 +38,12 @@ import requests
 from locust import HttpUser, LoadTestShape
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
+from requests.auth import AuthBase
 
 from conformlab.client import BoundedAdapter, bounded_session
-from conformlab.load import verdicts
+from conformlab.load import DEVICE_ENV, RATE_PATH_ENV, RUN_SECONDS_ENV, SOURCES_ENV, credential_env, verdicts
+from conformlab.profiles import PROFILES, DeviceProfile, RateBudget
 
-TOKEN_ENV = "WW_READ_TOKEN"
-SOURCES_ENV = "WW_SOURCE_ADDRESSES"
-RUN_SECONDS_ENV = "WW_RUN_SECONDS"
-RATE_PATH_ENV = "WW_RATE_PATH"
 REQUEST_TIMEOUT = 10.0  # seconds for a whole exchange; a device that does not answer in time counts as "no answer"
 MAX_WAIT = 30.0  # longest Retry-After honoured (a broken header must not stall the run)
 WAIT_SLACK = 0.25  # waited beyond Retry-After: the device counts from its own clock
@@ -47,8 +53,41 @@ RECORDS_MESSAGE = "conformlab-records"  # master/worker mode: a worker's request
 log = logging.getLogger(__name__)
 
 
-def read_token() -> str | None:
-    return os.environ.get(TOKEN_ENV, "").strip() or None
+@functools.cache
+def device() -> DeviceProfile:
+    """The device under load: CONFORMLAB_DEVICE, else the only device with a documented budget."""
+    limited = sorted(name for name, profile in PROFILES.items() if profile.rate_budget)
+    name = os.environ.get(DEVICE_ENV, "").strip() or (limited[0] if len(limited) == 1 else "")
+    if name not in PROFILES:
+        raise SystemExit(f"set {DEVICE_ENV} to the device under load: one of {', '.join(limited)}")
+    return PROFILES[name]
+
+
+def budget() -> RateBudget:
+    return device().rate_budget  # type: ignore[return-value]  # checked by require()
+
+
+def require(scenario: str) -> RateBudget:
+    """The device's budget; stops with one line when its profile cannot drive `scenario`."""
+    problem = verdicts.why_not_applicable(device().rate_budget, scenario)
+    if problem:
+        raise SystemExit(f"load scenario {scenario} for {device().name}: {problem}")
+    return budget()
+
+
+def credentials() -> dict[str, str]:
+    found = {key: os.environ.get(credential_env(key), "").strip() for key in device().auth_keys}
+    return {key: value for key, value in found.items() if value}
+
+
+def scenario_auth() -> AuthBase | None:
+    """What the scenarios send with: the access level the budget names (e.g. READ) of the credentials
+    in the environment, else the target's default credentials; None without credentials."""
+    profile, given = device(), credentials()
+    if not given:
+        return None
+    level = profile.rate_budget.level if profile.rate_budget else None
+    return (profile.auth_levels(given).get(level) if level else None) or profile.make_auth(given)
 
 
 def source_addresses() -> list[str]:
@@ -60,19 +99,12 @@ def run_seconds(default: float) -> float:
 
 
 def rate_path() -> str:
-    # Reading: "25 requests per 10 seconds" covers every API request, but a real device may exempt
-    # its health check (/system/alive) to stay monitorable. A plain READ endpoint is throttled under
-    # any reading, so the rate scenario uses /system/info (small answer); WW_RATE_PATH overrides.
-    return os.environ.get(RATE_PATH_ENV, "").strip() or "/system/info"
+    return os.environ.get(RATE_PATH_ENV, "").strip() or budget().path
 
 
 def large_paths(today: dt.date | None = None) -> list[str]:
-    """The largest documented answers: a day of 15-min values and a month of daily values
-    (about 43 KB each on the emulator)."""
-    today = today or dt.datetime.now(dt.timezone.utc).date()
-    yesterday, month_ago = today - dt.timedelta(days=1), today - dt.timedelta(days=31)
-    return [f"/history/highRes?date={yesterday.isoformat()}",
-            f"/history/lowRes?start={month_ago.isoformat()}&days=31"]
+    """The largest documented answers the protection is provoked with (the profile's), from today (UTC)."""
+    return list(budget().protection.large_paths(today or dt.datetime.now(dt.timezone.utc).date()))
 
 
 def bound(session: requests.Session, source: str) -> None:
@@ -90,7 +122,7 @@ def bound(session: requests.Session, source: str) -> None:
 
 def make_record(*, method: str, path: str, name: str, start: float, elapsed_ms: float, response: Any,
                 error: BaseException | None, source: str, kind: str, phase: str) -> dict[str, Any]:
-    """One request as a record of verdicts.py. Never the request headers (the token)."""
+    """One request as a record of verdicts.py. Never the request headers (the credentials)."""
     status = (getattr(response, "status_code", 0) or 0) if response is not None else 0
     record = {"t": start, "elapsed_ms": round(elapsed_ms, 2), "method": method, "path": path, "name": name,
               "status": status, "retry_after": None, "content_type": "", "body": "", "source": source,
@@ -129,12 +161,12 @@ RECORDER = Recorder()  # one run per process
 
 
 class DeviceUser(HttpUser):
-    """A client of the device: READ token when given, one of the source addresses, and a hard cap
-    on the requests of the whole run (max_requests, shared by all users)."""
+    """A client of the device: the scenario's credentials when given, one of the source addresses,
+    and a hard cap on the requests of the whole run (max_requests, shared by all users)."""
 
     abstract = True
     kind = "rate"
-    send_token = True
+    send_credentials = True
     max_requests = 1000
     _sources = itertools.count()
 
@@ -147,9 +179,8 @@ class DeviceUser(HttpUser):
         if sources:
             self.source = sources[next(DeviceUser._sources) % len(sources)]
         bound(self.client, self.source)
-        token = read_token()
-        if token and self.send_token:
-            self.client.headers["Authorization"] = f"Bearer {token}"
+        if self.send_credentials:
+            self.client.auth = scenario_auth()
 
     def context(self) -> dict[str, Any]:
         return {"source": self.source}
@@ -179,15 +210,9 @@ class BoundedShape(LoadTestShape):
 # -- after the timed load ------------------------------------------------------------------------------
 
 
-def session_for(source: str, token: str | None) -> requests.Session:
+def send(base_url: str, path: str, *, source: str, auth: AuthBase | None, kind: str, phase: str) -> dict[str, Any]:
     session = bounded_session(REQUEST_TIMEOUT, source_address=source or None)
-    if token:
-        session.headers["Authorization"] = f"Bearer {token}"
-    return session
-
-
-def send(base_url: str, path: str, *, source: str, token: str | None, kind: str, phase: str) -> dict[str, Any]:
-    session = session_for(source, token)
+    session.auth = auth
     start, perf = time.time(), time.perf_counter()
     response, error = None, None
     try:
@@ -206,52 +231,54 @@ def sleep_until(when: float) -> None:
 
 
 def honouring_retry_after(base_url: str, path: str, *, attempts: int, **kwargs: Any) -> list[dict[str, Any]]:
-    """Ask once; on a 429/503, wait its Retry-After and ask again (at most `attempts` in all)."""
+    """Ask once; on a documented refusal, wait its Retry-After and ask again (at most `attempts` in all)."""
+    documented = verdicts.refusals(budget())
     records = []
     for _ in range(attempts):
         record = send(base_url, path, **kwargs)
         records.append(record)
-        if record["status"] not in (429, 503):
+        if record["status"] not in documented:
             break
-        default = float(verdicts.RETRY_AFTER_429 if record["status"] == 429 else verdicts.RETRY_AFTER_503)
-        sleep_until(verdicts.answered_at(record) + verdicts.retry_after_seconds(record["retry_after"], default)
-                    + WAIT_SLACK)
+        wait = verdicts.retry_after_seconds(record["retry_after"],
+                                            verdicts.documented_wait(documented[record["status"]], budget()))
+        sleep_until(verdicts.answered_at(record) + wait + WAIT_SLACK)
     return records
 
 
 def post_run(scenario: str, base_url: str, records: list[dict[str, Any]], *, sources: list[str],
-             token: str | None) -> list[dict[str, Any]]:
+             auth: AuthBase | None) -> list[dict[str, Any]]:
     """The steps after the timed load; returns their records."""
     load = sorted((r for r in records if r["phase"] == "load"), key=lambda r: r["t"])
     if not load:
         return []
-    # Retry-After is counted from the load's last answer: a request accepted after the last 429
-    # holds budget for another window, so waiting from the 429 itself could be too short.
+    plan = budget()
+    # Retry-After is counted from the load's last answer: a request accepted after the last refusal
+    # holds budget for another window, so waiting from the refusal itself could be too short.
     last_answer = max(verdicts.answered_at(r) for r in load)
-    last_429 = [r for r in load if r["status"] == 429][-1:]
-    last_503 = [r for r in load if r["status"] == 503][-1:]
-    wait_429 = verdicts.retry_after_seconds(last_429[0]["retry_after"], float(verdicts.RETRY_AFTER_429)) \
-        if last_429 else 0.0
-    wait_503 = verdicts.retry_after_seconds(last_503[0]["retry_after"], float(verdicts.RETRY_AFTER_503)) \
-        if last_503 else 0.0
+    waits = {}  # status of a documented refusal seen -> the delay its last one asked for
+    for status, refusal in verdicts.refusals(plan).items():
+        last = [r for r in load if r["status"] == status][-1:]
+        if last:
+            waits[status] = verdicts.retry_after_seconds(last[0]["retry_after"], verdicts.documented_wait(refusal, plan))
     out: list[dict[str, Any]] = []
     if scenario == "rate_limit":
-        if last_429:  # after waiting Retry-After, requests succeed again, from every address
-            log.info("waiting Retry-After (%g s) before the recovery requests", wait_429)
-            sleep_until(last_answer + wait_429 + WAIT_SLACK)
+        if plan.over_limit.status in waits:  # after waiting Retry-After, requests succeed again, from every address
+            log.info("waiting Retry-After (%g s) before the recovery requests", waits[plan.over_limit.status])
+            sleep_until(last_answer + waits[plan.over_limit.status] + WAIT_SLACK)
             for source in sources or [""]:
-                out.append(send(base_url, rate_path(), source=source, token=token, kind="rate", phase="recovery"))
+                out.append(send(base_url, rate_path(), source=source, auth=auth, kind="rate", phase="recovery"))
         return out
+    protection = plan.protection
     source = sources[0] if sources else ""
-    if last_429 or last_503:
-        log.info("waiting Retry-After (%g s) before the retry and the health check", max(wait_429, wait_503))
-        sleep_until(last_answer + max(wait_429, wait_503) + WAIT_SLACK)
-    if last_503:  # a large request after the advertised delay succeeds
-        out += honouring_retry_after(base_url, large_paths()[0], attempts=3, source=source, token=token,
+    if waits:
+        log.info("waiting Retry-After (%g s) before the retry and the health check", max(waits.values()))
+        sleep_until(last_answer + max(waits.values()) + WAIT_SLACK)
+    if protection.refusal.status in waits:  # a large request after the advertised delay succeeds
+        out += honouring_retry_after(base_url, large_paths()[0], attempts=3, source=source, auth=auth,
                                      kind="large", phase="retry")
-    # the health check answers after the load (honouring a 429 if the budget happens to be spent)
-    out += honouring_retry_after(base_url, "/system/alive", attempts=2, source=source, token=None,
-                                 kind="health", phase="after")
+    # the health check answers after the load (honouring a refusal if the budget happens to be spent)
+    out += honouring_retry_after(base_url, protection.health_path, attempts=2, source=source,
+                                 auth=None if protection.health_open else auth, kind="health", phase="after")
     return out
 
 
@@ -267,6 +294,8 @@ def install_cli_hooks(scenario: str, events: Any) -> None:
     def _defaults(parser: Any, **_: Any) -> None:
         # Runnable as is: headless, and nothing listening beyond loopback if someone asks for more.
         parser.set_defaults(headless=True, web_host="127.0.0.1", master_bind_host="127.0.0.1")
+
+    require(scenario)  # one line, before locust starts anything
 
     @events.init.add_listener
     def _init(environment: Any, **_: Any) -> None:
@@ -288,7 +317,7 @@ def install_cli_hooks(scenario: str, events: Any) -> None:
         if environment.runner is not None:
             environment.runner.stop()
         RECORDER.records += post_run(scenario, environment.host or "", RECORDER.records,
-                                     sources=source_addresses(), token=read_token())
-        verdict = verdicts.evaluate(scenario, RECORDER.records)
+                                     sources=source_addresses(), auth=scenario_auth())
+        verdict = verdicts.evaluate(scenario, RECORDER.records, budget())
         print(verdict.text(), flush=True)
         environment.process_exit_code = 0 if verdict.passed else 1

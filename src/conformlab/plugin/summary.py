@@ -1,49 +1,41 @@
-"""What a run tells its reader: the terminal summary, the HTML report's additions, the JUnit
-global properties and the exit status, all from the per-requirement verdicts (conformlab.verdicts).
+"""What a run tells its reader outside the HTML report: the terminal summary, the JUnit report's
+verdict properties and the exit status, all from the per-requirement verdicts (conformlab.verdicts).
 
-Registered by the plugin on every process of an active run ("conformlab-reporting",
-"conformlab-html"); the verdicts, the JUnit properties and the exit status are the controller's.
-Every text added here passes through `secrets.mask`.
+Registered by the plugin on every process of an active run ("conformlab-reporting"); the verdicts,
+the JUnit properties and the exit status are the controller's. Every text added here passes through
+`secrets.mask`.
 """
 
 from __future__ import annotations
 
-import html
+import os
 from collections import defaultdict
+from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from conformlab import secrets
+from conformlab.plugin.parallel import is_controller
 from conformlab.requirements import all_requirements
-from conformlab.verdicts import (
-    ERROR, ERRORED, FAIL, FAILED, NO_VERDICT, PASS, PROP_FAILED, UNEXPECTED_PASS, VERDICTS, WAIVED, Row, VerdictBook,
-)
+from conformlab.verdicts import ERROR, ERRORED, FAIL, NO_VERDICT, PASS, UNEXPECTED_PASS, VERDICTS, WAIVED, Row, VerdictBook
 
 # Properties a check records for the run's summary (terminal and top of the HTML report), by title.
 SUMMARY_NOTES = {"security_finding": "SECURITY FINDINGS", "notice": "notices", "pacing": "rate budget"}
-COLOURS = {PASS: "#1b7d3a", FAIL: "#b00020", UNEXPECTED_PASS: "#b00020", ERROR: "#6a1b9a", WAIVED: "#a66300",
-           "PARTIAL": "#1f4e79", "NOT VERIFIED": "#666666", "NOT APPLICABLE": "#8a8a8a"}
 TERMINAL_REASONS = 4  # distinct reasons per requirement in the terminal (the HTML report has them all)
-HTML_CHECK_NAMES = 20  # check names per reason in the HTML report
+XML_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>'  # as pytest's junitxml writes it
 
 
-def _props(report) -> dict:
+def properties(report) -> dict:
+    """A report's user properties: name -> the values recorded under it."""
     props = defaultdict(list)
     for key, value in getattr(report, "user_properties", []):
         props[key].append(value)
     return props
 
 
-def _is_controller(config) -> bool:
-    return not hasattr(config, "workerinput")
-
-
-def _short(nodeid: str) -> str:
-    return nodeid.rsplit("::", 1)[-1]
-
-
-def _names(checks, limit: int) -> str:
-    shown = ", ".join(_short(c) for c in checks[:limit])
+def check_names(checks, limit: int) -> str:
+    shown = ", ".join(nodeid.rsplit("::", 1)[-1] for nodeid in checks[:limit])
     return shown + (f" and {len(checks) - limit} more" if len(checks) > limit else "")
 
 
@@ -57,7 +49,6 @@ class Reporting:
 
     def __init__(self, config, targets):
         self.config = config
-        self.targets = {t.name: t for t in targets}
         self.book = VerdictBook({t.name: t.waive for t in targets})
         self.notes: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # kind -> (target, nodeid, text)
         self.status: int | None = None  # the exit status the verdicts give (controller, at the end)
@@ -76,7 +67,7 @@ class Reporting:
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call":  # the teardown report carries the same properties again
-            props = _props(report)
+            props = properties(report)
             target = props.get("target", ["?"])[0]
             for kind in SUMMARY_NOTES:
                 for text in props.get(kind, []):
@@ -85,22 +76,36 @@ class Reporting:
                         self.notes[kind].append((target, report.nodeid, text))
         self.book.add(report)
 
-    @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file and pytest-html its report
+    @pytest.hookimpl(wrapper=True, tryfirst=True)  # around junitxml and pytest-html writing their files
     def pytest_sessionfinish(self, session):
-        if not _is_controller(self.config):
-            return
-        rows = self.book.rows()
-        try:
-            from _pytest.junitxml import xml_key
-
-            xml = self.config.stash.get(xml_key, None)
-        except ImportError:
-            xml = None
-        if xml is not None:
-            for row in rows:
-                xml.add_global_property(secrets.mask(f"verdict {row.target} {row.rid}"), row.verdict.word)
+        if not is_controller(self.config):
+            return (yield)
         self.status = self.book.exit_status(session.exitstatus)
         session.exitstatus = self.status
+        result = yield
+        self._add_verdicts_to_junit()  # before conformlab.masking's wrapper (outside this one) masks the file
+        return result
+
+    def _add_verdicts_to_junit(self) -> None:
+        """Each requirement's verdict as a global <property> of the JUnit report junitxml wrote: its
+        public way, the record_testsuite_property fixture, is gone by the time the verdicts are known."""
+        option = self.config.getoption("xmlpath", None)
+        rows = self.book.rows()
+        if not rows or not option or not self.config.pluginmanager.hasplugin("junitxml"):
+            return
+        path = Path(os.path.abspath(os.path.expanduser(os.path.expandvars(option))))  # as junitxml reads it
+        if not path.is_file():
+            return
+        root = ElementTree.parse(path).getroot()
+        suite = root if root.tag == "testsuite" else root.find("testsuite")
+        found = suite.find("properties")  # the suite's own, before its test cases
+        if found is None:
+            found = ElementTree.Element("properties")
+            suite.insert(0, found)
+        for row in rows:
+            found.append(ElementTree.Element("property", name=secrets.mask(f"verdict {row.target} {row.rid}"),
+                                             value=row.verdict.word))
+        path.write_text(XML_DECLARATION + ElementTree.tostring(root, encoding="unicode"), encoding="utf-8")
 
     def pytest_terminal_summary(self, terminalreporter):
         tr = terminalreporter
@@ -131,9 +136,8 @@ class Reporting:
                 tr.write_sep("=", title, red=alarming, bold=alarming)
                 for target, nodeid, text in self.notes[kind]:
                     tr.write_line(secrets.mask(f"{target}: {text}"), red=alarming)
-        for row in rows:
-            if row.verdict.word == UNEXPECTED_PASS:
-                tr.write_line(secrets.mask(f"UNEXPECTED PASS {stale_line(row)}"), red=True)
+        for line in self.stale:
+            tr.write_line(secrets.mask(f"UNEXPECTED PASS {line}"), red=True)
 
     @staticmethod
     def _write_row(tr, row: Row, req) -> None:
@@ -153,7 +157,7 @@ class Reporting:
             text = secrets.mask(f"    {reason.kind} ({n} check{'s' if n != 1 else ''}): {reason.reason}")  # before cutting
             if len(text) > 180:
                 text = text[:177] + "..."
-            tr.write_line(f"{text}  [{secrets.mask(_names(reason.checks, 2))}]")
+            tr.write_line(f"{text}  [{secrets.mask(check_names(reason.checks, 2))}]")
         if len(reasons) > TERMINAL_REASONS:
             tr.write_line(f"    ... {len(reasons) - TERMINAL_REASONS} more reasons: see the HTML report")
 
@@ -182,83 +186,3 @@ def _target_wide_cause(row: Row, causes: dict[str, set[str]]) -> str | None:
         # the first check's setup error tells the same cause, cut at another length
         said |= {cause for cause in known if cause.removesuffix("...").startswith(text) or text.startswith(cause.removesuffix("..."))} or {text}
     return said.pop() if len(said) == 1 and said <= known else None
-
-
-class HtmlReport:
-    """pytest-html additions: title, requirement column, requirement table and findings on top."""
-
-    def __init__(self, config, targets):
-        self.config = config
-        self.target_names = [t.name for t in targets]
-
-    def _reporting(self) -> Reporting:
-        return self.config.pluginmanager.get_plugin("conformlab-reporting")
-
-    def pytest_html_report_title(self, report):
-        report.title = secrets.mask(f"conformlab: {', '.join(self.target_names)}")
-
-    def pytest_html_results_table_header(self, cells):
-        cells.insert(2, '<th class="sortable" data-column-type="requirement">Requirement</th>')
-
-    def pytest_html_results_table_row(self, report, cells):
-        props = _props(report)
-        known = all_requirements()
-        ids = " ".join(props.get("requirement", [])).split()
-        failed = set(props.get(PROP_FAILED, []))
-        titles = " | ".join(known[r].text for r in ids if r in known)
-        shown = " ".join(f"<b>{html.escape(r)}</b>" if r in failed else html.escape(r) for r in ids)
-        badge = ""
-        if props.get("security_finding"):
-            badge = ' <span style="background:#b00020;color:#fff;padding:1px 4px;font-weight:bold">SECURITY FINDING</span>'
-        cells.insert(2, f'<td class="col-requirement" title="{html.escape(secrets.mask(titles))}">{secrets.mask(shown)}{badge}</td>')
-
-    def pytest_html_results_summary(self, prefix, summary, postfix, session):
-        reporting = self._reporting()
-        esc = lambda text: html.escape(secrets.mask(str(text)))  # noqa: E731 -- every text added is masked
-        if reporting.findings:
-            items = "".join(f"<li><b>{esc(t)}</b>: {esc(text)} <small>({esc(n)})</small></li>"
-                            for t, n, text in reporting.findings)
-            prefix.append('<div style="border:3px solid #b00020;background:#fde7ea;padding:8px;margin:8px 0">'
-                          f'<h2 style="color:#b00020;margin:0">Security findings ({len(reporting.findings)})</h2><ul>{items}</ul></div>')
-        for kind, colour in (("notice", "#a66300"), ("pacing", "#1f4e79")):
-            if reporting.notes.get(kind):
-                items = "".join(f"<li><b>{esc(t)}</b>: {esc(text)}</li>" for t, _, text in reporting.notes[kind])
-                prefix.append(f'<div style="border:2px solid {colour};padding:8px;margin:8px 0">'
-                              f'<h3 style="color:{colour};margin:0">{SUMMARY_NOTES[kind].capitalize()}</h3><ul>{items}</ul></div>')
-        rows = reporting.requirement_rows()
-        stale = [stale_line(row) for row in rows if row.verdict.word == UNEXPECTED_PASS]
-        if stale:
-            items = "".join(f"<li>UNEXPECTED PASS {esc(s)}</li>" for s in stale)
-            prefix.append('<div style="border:2px solid #b00020;padding:8px"><h3>Unexpected passes: remove the waivers</h3>'
-                          f"<ul>{items}</ul></div>")
-        if not rows:
-            return
-        known = all_requirements()
-        counts = {word: sum(1 for r in rows if r.verdict.word == word) for word in VERDICTS}
-        tally = ", ".join(f'<span style="color:{COLOURS[w]};font-weight:bold">{n} {w}</span>' for w, n in counts.items() if n)
-        lines = []
-        for row in rows:
-            verdict, req = row.verdict, known.get(row.rid)
-            checks = ", ".join(f"{n} {kind}" for kind, n in verdict.counts.items())
-            waived = "<br><small>waived on this target</small>" if verdict.waived else ""
-            source = esc(f"{req.source}, {req.section}" if req else "")
-            lines.append(f'<tr><td>{esc(row.target)}</td><td><b>{esc(row.rid)}</b></td>'
-                         f'<td style="color:{COLOURS[verdict.word]};font-weight:bold">{verdict.word}{waived}</td>'
-                         f"<td>{esc(req.text if req else '')}<br><small>{source}</small></td><td>{esc(checks)}</td>"
-                         f"<td>{self._details(row, esc)}</td></tr>")
-        prefix.append(f"<h2>Requirements</h2><p>{tally} (requirement x target)</p>"
-                      '<table style="border-collapse:collapse" border="1" cellpadding="3">'
-                      "<tr><th>Target</th><th>Requirement</th><th>Verdict</th><th>Document</th><th>Checks</th>"
-                      "<th>Details</th></tr>" + "".join(lines) + "</table>")
-
-    @staticmethod
-    def _details(row: Row, esc) -> str:
-        if row.verdict.word == UNEXPECTED_PASS:
-            return esc("is waived but every check of it passed; remove the waiver")
-        items = []
-        for reason in row.verdict.reasons:
-            what = "failed" if reason.kind == FAILED else reason.kind
-            names = esc(_names(reason.checks, HTML_CHECK_NAMES)) if reason.checks else ""
-            items.append(f"<li><b>{esc(what)}</b> ({len(reason.checks)}): {esc(reason.reason)}"
-                         + (f"<br><small>{names}</small>" if names else "") + "</li>")
-        return f'<ul style="margin:0;padding-left:16px">{"".join(items)}</ul>' if items else ""

@@ -1,0 +1,76 @@
+"""Each check's report, as it is made (on the process that ran the check): its outcome and the
+requirement its failure belongs to (a failure of a waived requirement becomes an expected failure:
+conformlab.verdicts), the device exchanges of a failing check, evidence for the HTML report, notices
+of a journal recovery; every text masked.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformlab import journal, masking, secrets, verdicts
+from conformlab.client import curl_line, render_exchange
+from conformlab.plugin.collection import requirement_ids, target_of
+from conformlab.plugin.fixtures import EXCHANGES, EXTRAS
+from conformlab.plugin.options import is_active
+from conformlab.requirements import all_requirements
+
+SHOWN_EXCHANGES = 12  # the last exchanges of a failing check shown in its report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # pytest-html's wrapper is outside it: masking.py masks again later
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if not is_active(item.config):
+        return report
+    recorded = item.stash.get(EXCHANGES, None)
+    if recorded and report.failed:
+        _add_exchanges(report, *recorded)
+    # The check's outcome, the requirement a failure belongs to, and waivers (per requirement).
+    verdicts.judge_phase(item, call, report, requirement_ids(item), target_of(item), cite=_cite)
+    if call.when == "call":
+        _attach_extras(item, report)
+    # Every registered secret masked in what the report carries (longrepr of any kind, sections,
+    # properties, extras). Plugins that write later are masked again by conformlab.masking.
+    masking.mask_report(report)
+    return report
+
+
+def _add_exchanges(report, client, mark) -> None:
+    exchanges = client.since(mark)
+    if not exchanges:
+        return
+    shown = exchanges[-SHOWN_EXCHANGES:]
+    text = "\n\n".join(render_exchange(ex) for ex in shown)
+    if len(exchanges) > len(shown):
+        text = f"({len(exchanges) - len(shown)} earlier exchanges not shown)\n\n" + text
+    report.sections.append(("device exchanges", text))
+    report.sections.append(("reproduce the last request", curl_line(shown[-1])))
+
+
+def _cite(rid: str) -> str:
+    req = all_requirements().get(rid)
+    return req.cite() if req else rid
+
+
+def _attach_extras(item, report) -> None:
+    try:
+        from pytest_html import extras
+    except ImportError:
+        return
+    for name, html_text, text in item.stash.get(EXTRAS, []):
+        if html_text is not None:
+            report.extras = [*getattr(report, "extras", []), extras.html(secrets.mask(html_text))]
+        if text is not None:
+            report.extras = [*getattr(report, "extras", []), extras.text(secrets.mask(text), name=name or "evidence")]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """What a target's journal recovery put back (in the session set up with this check) goes into
+    the report as notices of this check (conformlab.journal)."""
+    try:
+        return (yield)
+    finally:
+        while journal.NOTICES:
+            item.user_properties.append(("notice", journal.NOTICES.pop(0)))
