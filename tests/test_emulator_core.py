@@ -130,6 +130,8 @@ def test_controls_reset_advance_restart(lamp):
     assert call(lamp, "POST", "/__emulator__/advance", json={"seconds": -1}).status_code == 400
     call(lamp, "POST", "/__emulator__/reset")
     assert call(lamp, "GET", "/api/brightness").json()["brightness"] == 10
+    for wrong in ({"boot_seconds": True}, {"boot_seconds": -1}, {"other": 1}, [1]):
+        assert call(lamp, "POST", "/__emulator__/restart", json=wrong).status_code == 400
     assert call(lamp, "POST", "/__emulator__/restart", json={"boot_seconds": 0.5}).json() == {"bootSeconds": 0.5}
     time.sleep(0.2)
     with pytest.raises(requests.ConnectionError):  # off the network while it boots

@@ -456,10 +456,10 @@ class DeviceEmulator:
         return {"advanced": self.clock_offset}
 
     def _ctl_restart(self, payload: Any) -> dict[str, Any]:
-        seconds = payload.get("boot_seconds", self.boot_seconds) if isinstance(payload, dict) else self.boot_seconds
-        if payload not in (None, {}) and (not isinstance(payload, dict) or set(payload) != {"boot_seconds"}
-                                          or isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-                                          or not 0 <= seconds <= 600):
+        payload = {} if payload is None else payload
+        seconds = payload.get("boot_seconds", self.boot_seconds) if isinstance(payload, dict) else None
+        if (not isinstance(payload, dict) or set(payload) - {"boot_seconds"} or isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 600):
             raise ControlError('expected {} or {"boot_seconds": N} with 0 <= N <= 600')
         self.boot_seconds = float(seconds)
         self.restart(0.05)  # the control's answer leaves first
