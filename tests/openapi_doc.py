@@ -147,3 +147,18 @@ def built_operations(st_schema) -> set[tuple[str, str]]:
         for strategy in operation.get_strategies_from_examples():
             strategy.example()
     return built
+
+
+def reading_marks(node, where="") -> list[str]:
+    """The JSON pointers of every node marked as this project's reading (x-conformlab-reading or
+    x-conformlab-reading-required)."""
+    found = []
+    if isinstance(node, dict):
+        if "x-conformlab-reading" in node or "x-conformlab-reading-required" in node:
+            found.append(where)
+        for key, value in node.items():
+            found += reading_marks(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += reading_marks(value, f"{where}/{i}")
+    return found

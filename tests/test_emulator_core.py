@@ -170,3 +170,22 @@ def test_multipart_form():
                             (body, "multipart/mixed; boundary=xyz")]:
         with pytest.raises(MalformedBody):
             multipart_form(bad_body, ctype)
+
+
+def test_https_with_a_throwaway_ca_is_verified():
+    """tls: a certificate from a test CA; the client verifies it with the CA's PEM, and a client
+    without it is refused. A connection that never finishes its handshake holds up no one else."""
+    import socket
+
+    with serve(Lamp(), tls=True) as lamp:
+        assert lamp.url.startswith("https://127.0.0.1:") and lamp.ca_file
+        stalled = socket.create_connection((lamp.host, lamp.port))  # no ClientHello ever
+        try:
+            answer = requests.get(lamp.url + "/api/brightness", verify=lamp.ca_file, timeout=5)
+            assert answer.status_code == 200
+            with pytest.raises(requests.exceptions.SSLError):
+                requests.get(lamp.url + "/api/brightness", timeout=5)  # the system CAs do not know it
+        finally:
+            stalled.close()
+        ca_file = lamp.ca_file
+    assert not __import__("os").path.exists(ca_file)  # the throwaway CA goes with the emulator

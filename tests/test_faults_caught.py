@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -27,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from conformlab.emulators import EMULATORS
-from conformlab.targets import IDENTITY_KEYS
+from conformlab.scoped_keys import PERMISSIONS
+from conformlab.targets import Target
 from leaks import session_secrets_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +39,18 @@ PASSWORD = "fault-matrix-secret"
 # back, the update program, the access matrix's reboot) and each moved clock (2).
 MC252_LOGINS = 10
 WW_TOKENS = {"read_token": "fault-matrix-read-token", "write_token": "fault-matrix-write-token"}
+# The WisDM cloud's keys, as the bundled target has them: a read key, a write key with one permission and
+# one with all, a key of the second organization, a key restricted to one location, an expired key.
+WISDM_KEYS = {"keys": [
+    {"name": "reader", "key": "fault-matrix-read-key", "access": "read", "permissions": []},
+    {"name": "ops", "key": "fault-matrix-ops-key", "access": "write", "permissions": ["WRITE_REBOOT_GATEWAY"]},
+    {"name": "admin", "key": "fault-matrix-admin-key", "access": "write", "permissions": list(PERMISSIONS)},
+    {"name": "partner", "key": "fault-matrix-partner-key", "access": "write", "permissions": ["WRITE_REBOOT_GATEWAY"]},
+    {"name": "factory-a", "key": "fault-matrix-site-key", "access": "read", "permissions": [],
+     "locations": ["4fed110b-461b-4815-8bfc-4866b3b74c27"]},
+    {"name": "lapsed", "key": "fault-matrix-lapsed-key", "access": "write", "permissions": ["WRITE_REBOOT_GATEWAY"],
+     "expired": True},
+]}
 
 # device -> fault -> the check that must catch it: a test function name, or (name, part of its
 # parametrization id). Every fault of each catalogue is here.
@@ -154,6 +168,55 @@ CATCHERS = {"esp32-evse": {
     "token_case_insensitive": ("test_near_miss_credentials_refused_like_wrong_ones", "-token-case-swapped]"),
     "bearer_scheme_optional": ("test_near_miss_credentials_refused_like_wrong_ones", "-token-without-scheme]"),
     "token_scheme_unchecked": ("test_near_miss_credentials_refused_like_wrong_ones", "-token-in-basic-scheme]"),
+}, "wisdm": {
+    # scopes
+    "read_key_can_write": ("test_operation_refused_to_a_credential_without_its_grant", "POST /gateway/{sn}/network/priority-reader]"),
+    "permission_unchecked": ("test_operation_refused_to_a_credential_without_its_grant", "POST /gateway/{sn}/network/priority-ops]"),
+    "expired_key_accepted": ("test_operation_refused_with_missing_or_wrong_credentials", "GET /organization-lapsed]"),
+    # near-miss keys
+    "empty_key_accepted": ("test_near_miss_credentials_refused_like_wrong_ones", "-key-empty]"),
+    "key_prefix_accepted": ("test_near_miss_credentials_refused_like_wrong_ones", "-key-prefix]"),
+    "key_last_char_ignored": ("test_near_miss_credentials_refused_like_wrong_ones", "-key-truncated]"),
+    "key_extra_ignored": ("test_near_miss_credentials_refused_like_wrong_ones", "-key-extended]"),
+    "key_case_insensitive": ("test_near_miss_credentials_refused_like_wrong_ones", "-key-case-swapped]"),
+    "key_read_from_authorization": ("test_near_miss_credentials_refused_like_wrong_ones", "-key-in-authorization-header]"),
+    "key_scheme_stripped": ("test_near_miss_credentials_refused_like_wrong_ones", "-key-with-bearer-scheme]"),
+    # isolation
+    "other_organization_locations_listed": ("test_other_organizations_objects_are_out_of_reach", "-organization-locations]"),
+    "other_organization_location_served": ("test_other_organizations_objects_are_out_of_reach", "-location-gateways]"),
+    "other_organization_gateway_served": ("test_other_organizations_objects_are_out_of_reach", "-gateway-status]"),
+    "existence_leaked_403": ("test_other_organizations_objects_are_out_of_reach", "-gateway-status]"),
+    "location_restriction_ignored": "test_location_restricted_key_reaches_only_its_locations",
+    "total_mismatch": "test_location_listing_total_matches",
+    # pagination
+    "page_larger_than_page_size": ("test_pages_visit_every_gateway_once", "-status]"),
+    "pages_overlap": ("test_pages_visit_every_gateway_once", "-status]"),
+    "pages_skip_one": ("test_pages_visit_every_gateway_once", "-status]"),
+    "total_pages_off_by_one": ("test_pages_visit_every_gateway_once", "-status]"),
+    "next_token_on_last_page": ("test_pages_visit_every_gateway_once", "-status]"),
+    "malformed_token_first_page": ("test_page_token_that_names_no_page_refused", "-malformed-status]"),
+    # validation
+    "location_name_length_unchecked": ("test_location_field_rules_refused_400", "-name-3-characters]"),
+    "channels_number_unchecked": ("test_location_field_rules_refused_400", "-channelsNumber-12]"),
+    "server_port_unchecked": ("test_location_field_rules_refused_400", "-serverPort-0]"),
+    "duplicate_location_201": "test_existing_location_name_refused_409",
+    "non_basics_station_registration_accepted": ("test_registration_refused_406", "-location-not-basics-station]"),
+    "unprovisioned_gateway_registered": ("test_registration_refused_406", "-gateway-not-provisioned]"),
+    "tls_fields_not_required": ("test_registration_without_required_credentials_refused_400", "-tls-client-certificate-and-key]"),
+    "max_files_unchecked": ("test_download_max_files_out_of_range_refused", "-201]"),
+    "more_files_than_max_files": ("test_download_urls_at_most_max_files", "-1]"),
+    "wifi_key_length_unchecked": ("test_invalid_setting_refused_and_nothing_changes", "-lan-key-7-characters]"),
+    "ethernet_lan_change_applied": "test_ethernet_lan_change_is_restricted",
+    # async lifecycle
+    "command_stays_pending": ("test_command_answers_id_at_once_and_completes", "-online-gateway]"),
+    "unknown_command_200": "test_unknown_command_id_answers_404",
+    # status codes
+    "created_as_200": "test_gateway_registered_201_and_listed",
+    "no_content_as_200": ("test_setting_written_as_read_is_kept", "-priority]"),
+    "unknown_gateway_200": ("test_unknown_gateway_answers_404", "-GET /gateway/{sn}/network/priority]"),
+    "unknown_gateway_500": ("test_unknown_gateway_answers_404", "-GET /gateway/{sn}/network/priority]"),
+    # transport
+    "gzip_ignored": "test_answers_gzip_compressed",
 }}
 
 
@@ -212,7 +275,7 @@ class Matrix:
         return named
 
     def secrets(self) -> list[str]:
-        values = [value for key, value in self.auth.items() if key not in IDENTITY_KEYS]
+        values = Target("matrix", self.device, None, True, auth=self.auth).secrets()
         if self.device == "esp32-evse":
             values.append(base64.b64encode(f"admin:{PASSWORD}".encode()).decode())
         return values
@@ -233,6 +296,12 @@ MATRICES = {
     # the emulated firmware reads the token from: both names, or the document's "Authorized" only.
     "overvis-mc252": Matrix("overvis-mc252", {"login": "admin", "password": PASSWORD}, workers="3",
                             clean=(("both-headers", True, ""), ("authorized-header", True, 'token_header = "Authorized"'))),
+    # The cloud always needs a key; its clean targets differ in transport: HTTP, and HTTPS (a test CA).
+    # The access matrix is most of a WisDM run: a fault target runs it only for the scope faults it catches.
+    "wisdm": Matrix("wisdm", WISDM_KEYS, workers="2", options='other_organization = ["partner"]',
+                    select="clean or (-bug- and not test_access) or (test_access and ("
+                           "read_key_can_write or permission_unchecked or expired_key_accepted))",
+                    clean=(("http", True, None), ("https", True, 'other_organization = ["partner"]\ntls = true'))),
 }
 
 
@@ -246,8 +315,17 @@ def _targets_file(matrix: Matrix, path: Path) -> None:
             lines.append(options)
         if auth:
             lines.append(f"[targets.{name}.auth]")
-            lines += [f'{key} = "{value}"' for key, value in auth.items()]
+            lines += [f"{key} = {_toml(value)}" for key, value in auth.items()]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _toml(value) -> str:
+    """A TOML value: strings, booleans, lists and (one-line) inline tables; JSON's string escapes are TOML's."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return json.dumps(value)
 
 
 def _start(matrix: Matrix, work: Path):

@@ -14,6 +14,7 @@ import requests
 
 from conformlab import near_miss, secrets
 from conformlab.emulators import EMULATORS, start_emulator
+from conformlab.targets import Target
 from conformlab.profiles import PROFILES, mc252_session
 
 AUTH = {
@@ -21,10 +22,11 @@ AUTH = {
     "wattwaechter": {"read_token": "near-miss-Read-token", "write_token": "near-miss-Write-token"},
     "wcc-lite": {"api_key": "near-miss-Api-key-1"},
     "overvis-mc252": {"login": "admin", "password": "near-miss-Secret-2"},
+    "wisdm": {"keys": [{"name": "admin", "key": "near-miss-Api-key-2", "access": "write", "permissions": []}]},
 }
 SESSION_TOKEN = "0123456789abcdef0123456789abcdef"
 SALT = "a" * 40
-CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "authorized", "apikey")
+CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "authorized", "apikey", "x-api-key")
 
 FAMILIES = {
     "esp32-evse": ["password-empty", "password-prefix", "password-truncated", "password-extended",
@@ -36,6 +38,8 @@ FAMILIES = {
                      "token-duplicate-header"],
     "wcc-lite": ["key-empty", "key-prefix", "key-truncated", "key-extended", "key-case-swapped",
                  "key-in-authorization-header", "key-with-bearer-scheme", "key-duplicate-header"],
+    "wisdm": ["key-empty", "key-prefix", "key-truncated", "key-extended", "key-case-swapped",
+              "key-in-authorization-header", "key-with-bearer-scheme", "key-duplicate-header"],
     "overvis-mc252": ["hash-order-password-login-salt", "hash-order-salt-login-password", "hash-empty-password",
                       "login-case-swapped", "password-trailing-space", "token-truncated", "token-case-swapped",
                       "token-without-scheme", "token-in-basic-scheme"],
@@ -73,7 +77,7 @@ def test_each_profile_declares_the_family_of_its_way_of_presenting_credentials(d
 def test_names_are_stable_ids_without_any_secret(device):
     for near in near_misses(device):
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", near.name), near.name
-        for value in AUTH[device].values():
+        for value in Target("t", device, None, True, auth=AUTH[device]).secrets():
             if value != "admin":  # the user name is no secret
                 assert value not in near.name and value.lower() not in near.name.lower()
         for value in sent_values(device, near):

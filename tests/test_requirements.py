@@ -10,6 +10,7 @@ import pytest
 
 from conformlab.profiles import PROFILES
 from conformlab.requirements import all_requirements
+from conformlab.targets import load_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +21,10 @@ def shared_check_requirements(profile) -> set[str]:
     from suites.common import access
     from suites.common.test_load import heap_aspects, rate_aspects
 
-    ids = {rid for check in (access.cases(profile).values() if profile.access else ()) for rids in check.values() for rid in rids}
+    ids = set()
+    for target in load_targets(ROOT / "targets.toml"):  # roles may come from a target's credentials (WisDM's keys)
+        if target.device == profile.name and profile.access:
+            ids |= {rid for check in access.cases(profile, target.auth).values() for rids in check.values() for rid in rids}
     for aspect in rate_aspects(profile) + heap_aspects(profile):
         ids.update(rid for mark in aspect.marks for rid in mark.args)
     return ids

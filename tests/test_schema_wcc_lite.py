@@ -22,7 +22,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from conformlab.emulators.server import serve
 from conformlab.emulators.wcc_lite import WccLiteEmulator, build_image, build_workbook
 from conformlab.schema import DeviceSchema
-from openapi_doc import _op, _operations, _resolve, built_operations, canned_response, conforms, request_validator, response_validator, schema_fixtures
+from openapi_doc import _op, _operations, _resolve, built_operations, canned_response, conforms, request_validator, response_validator, schema_fixtures, reading_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "schemas" / "wcc-lite.yaml"
@@ -260,22 +260,9 @@ def test_only_the_401_body_forbids_additional_properties(doc):
     assert closing["additionalProperties"] is False and closing["x-conformlab-reading"]
 
 
-def _reading_marks(node, where="") -> list[str]:
-    found = []
-    if isinstance(node, dict):
-        if "x-conformlab-reading" in node or "x-conformlab-reading-required" in node:
-            found.append(where)
-        for key, value in node.items():
-            found += _reading_marks(value, f"{where}/{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _reading_marks(value, f"{where}/{i}")
-    return found
-
-
 def test_reading_marks_only_on_answer_schemas(doc):
     """Reading marks stand on answer schemas only (components used by responses), never on requests."""
-    marks = _reading_marks(doc)
+    marks = reading_marks(doc)
     assert marks and all(m.startswith("/components/schemas/") for m in marks), marks
     request_schemas = {"DeviceForm", "TagForm", "FileForm"}
     assert not [m for m in marks if m.split("/")[3] in request_schemas]

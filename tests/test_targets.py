@@ -153,3 +153,76 @@ def test_missing_environment_variable_stops_the_run(tmp_path):
     result = run_pytest(f"--targets-file={write(tmp_path, GOOD)}", "--target", "evse-lab", env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 4, result.stdout + result.stderr
     assert "needs ${EVSE_PASSWORD}" in result.stderr
+
+
+# -- WisDM: scoped keys, a list of tables in a fixed form -------------------------------------------
+
+WISDM = """
+    [targets.wisdm-cloud]
+    device = "wisdm"
+    base_url = "https://api.wisdm.network"
+    [targets.wisdm-cloud.auth]
+    keys = [
+      { name = "reader", key = "${WISDM_READ_KEY}", access = "read", permissions = [] },
+      { name = "ops", key = "${WISDM_OPS_KEY}", access = "write", permissions = ["WRITE_REBOOT_GATEWAY"], locations = ["4f"] },
+    ]
+"""
+
+
+def test_wisdm_keys_resolve_variables_inside_the_list(tmp_path):
+    [cloud] = load_targets(write(tmp_path, WISDM), ["wisdm-cloud"],
+                           environ={"WISDM_READ_KEY": "read-key-0123456789", "WISDM_OPS_KEY": "ops-key-9876543210"})
+    reader, ops = cloud.auth["keys"]
+    assert reader["key"] == "read-key-0123456789" and ops["key"] == "ops-key-9876543210"
+    # Only the keys are secrets: names, access and permissions describe them.
+    assert sorted(cloud.secrets()) == ["ops-key-9876543210", "read-key-0123456789"]
+    assert "key-0123" not in cloud.describe()
+
+
+def test_wisdm_missing_variables_reported_together(tmp_path):
+    with pytest.raises(TargetsError) as exc:
+        load_targets(write(tmp_path, WISDM), ["wisdm-cloud"], environ={})
+    assert "WISDM_READ_KEY" in str(exc.value) and "WISDM_OPS_KEY" in str(exc.value)
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ("[]", "at least one"),
+    ('[{ name = "r", key = "k", access = "read", permissions = ["WRITE_REBOOT_GATEWAY"] }]', "read-only key holds no write"),
+    ('[{ name = "w", key = "k", access = "write", permissions = ["WRITE_REBOOT"] }]',
+     'unknown permission "WRITE_REBOOT"'),
+    ('[{ name = "w", key = "k", access = "admin", permissions = [] }]', 'access must be "read" or "write"'),
+    ('[{ name = "w", access = "read", permissions = [] }]', 'field "key" is missing'),
+    ('[{ name = "Bad Name", key = "k", access = "read" }]', "short lower-case word"),
+    ('[{ name = "missing", key = "k", access = "read" }]', "short lower-case word"),
+    ('[{ name = "a", key = "k", access = "read" }, { name = "a", key = "l", access = "read" }]', "given twice"),
+    ('[{ name = "a", key = "k", access = "read", scope = "x" }]', 'unknown field "scope"'),
+    ('[{ name = "a", key = "k", access = "read", expired = true }]', "every key is expired"),
+    ('"k"', "give keys"),
+])
+def test_wisdm_key_problems_are_one_line(tmp_path, keys, expected):
+    text = f"""
+    [targets.w]
+    device = "wisdm"
+    base_url = "https://api.wisdm.network"
+    [targets.w.auth]
+    keys = {keys}
+    """
+    with pytest.raises(TargetsError) as exc:
+        load_targets(write(tmp_path, text), ["w"], environ={})
+    message = str(exc.value)
+    assert expected in message and "\n" not in message and 'target "w"' in message
+
+
+def test_tls_is_for_emulators_and_ca_bundle_for_https_devices(tmp_path):
+    (tmp_path / "lab-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    text = WISDM.replace('base_url = "https://api.wisdm.network"', 'base_url = "https://api.wisdm.network"\n    ca_bundle = "lab-ca.pem"')
+    [cloud] = load_targets(write(tmp_path, text), ["wisdm-cloud"], environ={"WISDM_READ_KEY": "a" * 12, "WISDM_OPS_KEY": "b" * 12})
+    assert cloud.ca_bundle == str(tmp_path / "lab-ca.pem")
+    for extra, expected in (('tls = true', 'key "tls" is for emulator targets only'),
+                            ('ca_bundle = "nowhere.pem"', "no such file")):
+        bad = WISDM.replace('base_url = "https://api.wisdm.network"', f'base_url = "https://api.wisdm.network"\n    {extra}')
+        with pytest.raises(TargetsError, match=expected):
+            load_targets(write(tmp_path, bad), ["wisdm-cloud"], environ={})
+    plain = GOOD.replace('timeout = 5', 'timeout = 5\n    ca_bundle = "lab-ca.pem"')
+    with pytest.raises(TargetsError, match="https base_url"):
+        load_targets(write(tmp_path, plain), ["evse-lab"], environ={"EVSE_PASSWORD": "x"})

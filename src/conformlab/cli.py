@@ -1,11 +1,12 @@
 """The `conformlab` console command.
 
     conformlab emulate DEVICE [--host 127.0.0.1] [--port 8080] [--fault NAME ...] [--auth KEY=VALUE ...]
-                      [--reading default|alternative] [--boot-seconds S]
+                      [--reading default|alternative] [--boot-seconds S] [--tls]
     conformlab faults DEVICE
     conformlab restore TARGET [--targets-file PATH]
 
-`emulate` prints one line `READY http://HOST:PORT` once the emulator accepts connections, then
+`emulate` prints one line `READY http://HOST:PORT` once the emulator accepts connections (with
+--tls: `READY https://HOST:PORT CA=PATH`, the throwaway test CA's certificate to verify it with), then
 serves until SIGINT/SIGTERM and exits 0. Errors print one line on stderr and exit 2.
 
 `restore` puts back what a run that was killed (kill -9, a second Ctrl-C, a power cut of the test
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="alternative: every choice the document leaves open made the other way a conforming device may")
     emulate.add_argument("--boot-seconds", type=float, default=None, metavar="S",
                          help="seconds the emulated device is off the network while it restarts (default 2)")
+    emulate.add_argument("--tls", action="store_true", help="serve HTTPS with a certificate of a throwaway test CA")
     emulate.add_argument("--verbose", "-v", action="store_true", help="log one line per request on stderr")
 
     faults = commands.add_parser("faults", help="list a device emulator's faults and the sentences they break")
@@ -90,13 +92,13 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         try:
             running = start_emulator(args.device, faults=args.fault, auth=auth, host=args.host,
                                      port=args.port, verbose=args.verbose, reading=args.reading,
-                                     boot_seconds=args.boot_seconds)
+                                     boot_seconds=args.boot_seconds, tls=args.tls)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         except OSError as exc:
             raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
         try:
-            print(f"READY {running.url}", flush=True)
+            print(f"READY {running.url}" + (f" CA={running.ca_file}" if running.ca_file else ""), flush=True)
             while not stop.wait(0.1):
                 pass
         finally:

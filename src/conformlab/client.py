@@ -62,6 +62,7 @@ MAX_RETRY_AFTER = 30.0  # never wait longer than this for a device that asks us 
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # the size limit of every answer (see the module docstring)
 READ_CHUNK = 64 * 1024  # bytes read (and, for a compressed answer, decoded) at a time
 PROBE_TIMEOUT = 5.0  # the deadline of a "does it answer at all?" probe
+CLOSED_AT_ONCE = 0.2  # a connection the device closes unasked within this is one it does not serve
 TRANSCRIPT_LIMIT = 2000
 BODY_PREVIEW = 600
 
@@ -401,6 +402,16 @@ class Pacer:
     def answered(self, slot: list[float]) -> None:
         slot[0] = time.monotonic()
 
+    def room(self) -> bool:
+        """Would a request go out now, without waiting? (No: while another thread waits for room.)"""
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            now = time.monotonic()
+            return sum(now - slot[0] < self.window for slot in self.sent) < self.limit
+        finally:
+            self.lock.release()
+
     def refill(self, last_request_at: float | None = None) -> None:
         """Wait until the whole budget is available again: one window after our own last request,
         or after `last_request_at` (epoch seconds) when another client, such as a load scenario,
@@ -494,8 +505,11 @@ class DeviceClient:
 
     def __init__(self, origin: str, prefix: str, *, auth: AuthBase | None = None, timeout: float = 10.0,
                  rate_budget: RateBudget | None = None, name: str = "", probe_path: str = "/",
-                 restart_timeout: float = 120.0, max_answer_bytes: int = MAX_ANSWER_BYTES):
+                 restart_timeout: float = 120.0, max_answer_bytes: int = MAX_ANSWER_BYTES, verify: bool | str = True):
         self.origin = origin.rstrip("/")
+        # TLS is always verified: against the system's CAs, or a private CA's PEM file (a lab's, or an
+        # emulator's throwaway test CA).
+        self.verify = verify
         self.prefix = prefix
         self.base_url = self.origin + prefix  # what schemathesis calls base_url
         self.auth = auth
@@ -522,6 +536,7 @@ class DeviceClient:
     def _new_session(self) -> requests.Session:
         s = bounded_session(self.timeout, max_answer_bytes=self.max_answer_bytes, origin=self.origin)
         s.headers["User-Agent"] = "conformlab"
+        s.verify = self.verify
         s.auth = self.auth
         s.hooks["response"].append(self._record)
         original = s.send
@@ -591,6 +606,41 @@ class DeviceClient:
         except requests.RequestException:
             return False
 
+    def _accepts(self) -> bool:
+        """Does the device accept a TCP connection and keep it open? Nothing is sent on it: no API
+        request, nothing of a rate budget spent. A restarting device refuses the connection, lets it
+        time out (off the network), or closes it at once unanswered (as the emulators do while booting)."""
+        parts = urlsplit(self.origin)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=min(self.timeout, PROBE_TIMEOUT)) as sock:
+                sock.settimeout(CLOSED_AT_ONCE)
+                try:
+                    return sock.recv(1, socket.MSG_PEEK) != b""  # b"": closed at once, unanswered
+                except TimeoutError:
+                    return True  # kept open, waiting for a request: it serves
+        except OSError:
+            return False
+
+    def _poll(self, *, wait_for_budget: bool) -> bool:
+        """One poll of a restart or outage wait: does the device answer? Without a rate budget, the
+        probe as ever. With one, every probe the device answers costs budget, and a probe that waits
+        for room in the window cannot see an outage that is over before it goes out (the request
+        that restarts the device may take the window's last place: no request for up to a window,
+        10 s on the WattWächter, which is down for a few seconds). So a poll first asks without a
+        request (`_accepts`): refused or closed unanswered is down, and costs nothing. Then the
+        probe, to hear the device answer HTTP: while waiting for it to go down, only if the window
+        has room now (else it counts as still up until the next poll: it has not been seen down);
+        while waiting for it to come back, behind the pacer like any request (the next check would
+        wait for that room anyway)."""
+        if self.pacer is None:
+            return self._answers()
+        if not self._accepts():
+            return False
+        if not wait_for_budget and not self.pacer.room():
+            return True
+        return self._answers()
+
     def _await_restart(self, what: str, within: float) -> None:
         """After an answer that restarts the device: wait until it has gone down (within `within`
         seconds; none seen means it did not restart) and answers again (within restart_timeout).
@@ -598,7 +648,7 @@ class DeviceClient:
         start = time.monotonic()
         self._polling = True
         try:
-            while self._answers():
+            while self._poll(wait_for_budget=False):
                 if time.monotonic() - start >= within:
                     self.note("GET", self.url(self.probe_path), f"after {what}: the device kept answering for {within:g} s: no restart seen")
                     return
@@ -619,7 +669,7 @@ class DeviceClient:
         start = time.monotonic()
         self._polling = True
         try:
-            if self._answers():
+            if self._poll(wait_for_budget=True):
                 return
             self._wait_until_back(start, f"the device went away during {what} and did not come back within "
                                          f"{self.restart_timeout:g} s (restart_timeout)")
@@ -632,7 +682,7 @@ class DeviceClient:
     def _wait_until_back(self, start: float, gone: str) -> None:
         """Poll the probe until the device answers; not within restart_timeout of `start`, it is gone:
         `gone` says why, and nothing more is sent to it."""
-        while not self._answers():
+        while not self._poll(wait_for_budget=True):
             if time.monotonic() - start >= self.restart_timeout:
                 self.gone = gone
                 self.note("GET", self.url(self.probe_path), gone)
@@ -752,6 +802,10 @@ def _problem(exc: requests.RequestException, timeout) -> str:
         return str(exc)
     if isinstance(exc, requests.ConnectTimeout):
         return f"cannot connect (is the device on and reachable?): nothing within {_seconds(timeout, 0):g} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        cause = re.search(r"certificate verify failed: [^'\")(]*|\[SSL[^\]]*\][^'\")(]*", str(exc))
+        return (f"its TLS certificate cannot be verified ({cause.group(0).strip() if cause else str(exc)[:160]}): TLS is "
+                "always verified; name a private CA's PEM file with ca_bundle in the target")
     if isinstance(exc, requests.ConnectionError):
         return _connection_problem(exc)
     return f"request failed: {type(exc).__name__}: {exc}"

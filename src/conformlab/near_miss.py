@@ -198,10 +198,11 @@ def bearer_family(tokens: tuple[tuple[str, str], ...] = (("write", "write_token"
                          ("empty", "without-scheme", "in-basic-scheme", "in-proxy-authorization"), duplicate=True)
 
 
-def header_key_family(header: str = "apiKey", key: str = "api_key") -> tuple[NearMiss, ...]:
-    """An API key in a header of its own (WCC Lite `apiKey`)."""
+def header_key_family(header: str = "apiKey", key: str | Callable[[dict], str] = "api_key") -> tuple[NearMiss, ...]:
+    """An API key in a header of its own (WCC Lite `apiKey`, WisDM `X-API-KEY`); `key` names the
+    credential, or finds it in the target's credentials (WisDM: the run's key of its list)."""
     def right(credentials) -> str:
-        return credentials[key]
+        return key(credentials) if callable(key) else credentials[key]
 
     def key_variant(kind: str) -> NearMiss:
         return NearMiss(f"key-{kind}", f"{header} with {describe(kind, 'key')}",
@@ -328,16 +329,22 @@ def write_probe(device: DeviceUnderTest, op, body) -> Probe:
                  lambda auth: device.client.request(op.method, op.path, json=body, auth=auth), op=op)
 
 
+# The words of error envelopes: the devices' ("error", "message"; WisDM's emulator "code"), those of
+# cloud APIs and of RFC 9457 problem details. Anything else in a refusal is data.
+ENVELOPE_KEYS = frozenset({"error", "message", "code", "status", "statusCode", "detail", "title", "type",
+                           "instance", "path", "timestamp", "requestId"})
+
+
 def assert_no_data(response: requests.Response, why: str) -> None:
-    """A refusal serves nothing: a JSON answer is at most an error envelope ("error", "message");
-    text is the short error page firmware answers with."""
+    """A refusal serves nothing: a JSON answer is at most an error envelope (ENVELOPE_KEYS); text is
+    the short error page firmware answers with."""
     from conformlab.checks import answer
 
     try:
         value = response.json() if response.content.strip() else None
     except ValueError:
         return
-    data = {k: v for k, v in value.items() if k not in ("error", "message")} if isinstance(value, dict) else value
+    data = {k: v for k, v in value.items() if k not in ENVELOPE_KEYS} if isinstance(value, dict) else value
     assert not data, f"{why}: the refusal carries data: {answer(response)}"
 
 

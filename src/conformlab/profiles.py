@@ -15,7 +15,7 @@ from typing import Callable
 
 from requests.auth import AuthBase
 
-from conformlab import near_miss
+from conformlab import near_miss, scoped_keys
 from conformlab.auth import BasicAuth, BearerAuth, HeaderKeyAuth, SaltLoginSession, basic_auth, bearer_levels
 
 
@@ -122,12 +122,18 @@ class Access:
     """The device's part of the access matrix as data: its roles and how it refuses them. (The
     request each operation gets is the suite's: suites/<suite>/access.py.)"""
 
-    roles: tuple[Role, ...]
+    # The roles, or for a device whose credentials are a list of their own (WisDM's scoped keys) the
+    # roles a target's credentials make: auth -> roles.
+    roles: tuple[Role, ...] | Callable[[dict], tuple[Role, ...]]
     refused: AccessRefusal  # no credential, or one the device does not know
     lacking: AccessRefusal | None = None  # a known credential without a grant the operation needs
     login: AccessRefusal | None = None  # a login the device must refuse (near misses of a salt login)
     auth_off: str = ""  # the requirement that a target without credentials is served everything ("": never)
     open_operations: str = ""  # the requirement that an operation needing nothing is served without credentials
+
+    def roles_for(self, auth: dict) -> tuple[Role, ...]:
+        """The roles of a target with these credentials."""
+        return self.roles(auth) if callable(self.roles) else self.roles
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,11 @@ class DeviceProfile:
     suite: str  # folder under suites/
     document: str  # the vendor document under shared/docs
     emulator: str  # "module:Class" of the bundled emulator, under conformlab.emulators
-    auth_keys: frozenset[str]  # keys allowed in [targets.<name>.auth]
+    auth_keys: frozenset[str]  # keys allowed in [targets.<name>.auth]; their values are strings unless
+    # structured_auth: then check_auth alone judges them (lists, tables: WisDM's scoped keys)
     make_auth: Callable[[dict[str, str]], AuthBase | None]  # the target's default credentials
     check_auth: Callable[[dict[str, str]], str | None] = lambda auth: None
+    structured_auth: bool = False
     # Credentials per access level, for devices whose API has levels (e.g. READ and WRITE tokens).
     auth_levels: Callable[[dict[str, str]], dict[str, AuthBase]] = lambda auth: {}
     probe_path: str = "/"  # a cheap documented GET to see that the device answers
@@ -377,4 +385,70 @@ OVERVIS_MC252 = DeviceProfile(
     ),
 )
 
-PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE, WATTWAECHTER, WCC_LITE, OVERVIS_MC252)}
+WISDM_KEY_HEADER = "X-API-KEY"  # "Every request requires a valid API key for authentication. X-API-KEY: <Your_API_Key>"
+
+
+def _wisdm_key(key: str) -> HeaderKeyAuth:
+    return HeaderKeyAuth(WISDM_KEY_HEADER, key)
+
+
+def _wisdm_run_key(auth: dict) -> HeaderKeyAuth | None:
+    key = scoped_keys.run_key(auth)
+    return _wisdm_key(key.key) if key else None
+
+
+# What holding each grant rests on: "Read only: Grants access to GET methods"; "Read and Write: Grants
+# access to POST and DELETE methods. You must explicitly select the write permissions required".
+_WISDM_GRANT_REQUIREMENTS = {"read": "WISDM-KEY-READ", "write": "WISDM-KEY-WRITE"}
+
+
+def _wisdm_roles(auth: dict) -> tuple[Role, ...]:
+    """No key, a key the cloud never issued, and every key of the target: one that works holds its
+    grants; an expired one is refused like an unknown one ("The key will automatically expire")."""
+    roles = [Role("missing", ANONYMOUS),
+             Role("unknown-key", UNKNOWN, credential=lambda auth: _wisdm_key("conformlab-unknown-" + token_hex(12)))]
+    for key in scoped_keys.keys_of(auth):
+        credential = (lambda secret: lambda auth: _wisdm_key(secret))(key.key)
+        if key.expired:
+            roles.append(Role(key.name, UNKNOWN, credential=credential))
+        else:
+            grants = {grant: _WISDM_GRANT_REQUIREMENTS.get(grant, "WISDM-KEY-PERMISSION") for grant in key.grants}
+            roles.append(Role(key.name, HOLDER, grants=grants, credential=credential))
+    return tuple(roles)
+
+
+def _other_organization_problem(value) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(name, str) and name for name in value):
+        return "must be a list of key names (the keys of the emulator's second organization)"
+    return None
+
+
+WISDM = DeviceProfile(
+    name="wisdm",
+    title="WisDM",
+    identity=Identity("/version", ("version", "commitId")),
+    prefix="/v4",  # "All endpoints are versioned under /v4/"
+    schema="wisdm.yaml",
+    suite="wisdm",
+    emulator="wisdm:WisdmEmulator",
+    document="wisdm-api.txt",
+    auth_keys=frozenset({"keys"}),
+    structured_auth=True,
+    make_auth=_wisdm_run_key,
+    check_auth=scoped_keys.keys_problem,
+    probe_path="/organization",  # "Test Your Connection": a wrong key shows at once
+    target_options={"other_organization": _other_organization_problem},
+    emulator_only_options=frozenset({"other_organization"}),
+    near_misses=near_miss.header_key_family(WISDM_KEY_HEADER, lambda auth: scoped_keys.run_key(auth).key),
+    access=Access(
+        roles=_wisdm_roles,
+        # "Every request requires a valid API key for authentication." The page lists only 403 for a
+        # refusal; 401 is the standard answer to a missing or unknown credential: either is accepted.
+        refused=AccessRefusal((403, 401), "WISDM-KEY-REQUIRED"),
+        # "If the API returns 403 Action is not allowed, verify that your key has the required permission
+        # level"; every endpoint's table: "403 Insufficient permission".
+        lacking=AccessRefusal((403,), "WISDM-KEY-SCOPE"),
+    ),
+)
+
+PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (ESP32_EVSE, WATTWAECHTER, WCC_LITE, OVERVIS_MC252, WISDM)}

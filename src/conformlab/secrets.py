@@ -25,11 +25,20 @@ import os
 import re
 import threading
 from pathlib import Path
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 MASK = "***"
-# Keys whose string values in a device's JSON answer are secrets (a leaked Wi-Fi password, a token pair).
-SECRET_KEY = re.compile(r"password|token|secret|api_?key|hash", re.IGNORECASE)
+# Keys whose string values in a device's JSON answer are secrets (a leaked Wi-Fi password, a token pair;
+# WisDM's TLS `clientKey`, `bsToken`, a SIM's `pinCode`) ...
+SECRET_KEY = re.compile(r"password|token|secret|.key$|hash|pin_?code", re.IGNORECASE)
+# ... except pagination cursors, which are no credential (WisDM's `nextToken`, `clientToken`).
+NOT_SECRET_KEY = re.compile(r"next_?token|client_?token", re.IGNORECASE)
+# A bare `key` is a secret in a Wi-Fi object (WisDM's LAN Wi-Fi key), not elsewhere (a log file's object key).
+WIFI_FIELDS = frozenset({"ssid", "encryption"})
+# A pre-signed URL's secret is its signature (or a credential) in the query; the rest names a gateway, a
+# day, an algorithm (masking those would mangle every date and serial number in a report).
+PRESIGNED_URL = re.compile(r"download_?url|presigned", re.IGNORECASE)
+SIGNATURE_PARAMETER = re.compile(r"sig|credential|token|key", re.IGNORECASE)
 _MIN_LENGTH = 3  # shorter values would mask ordinary words; no device takes such a secret
 PIECE = 8  # a piece of a secret this long is recognised anywhere
 CUT_PIECE = 4  # a piece this long is recognised next to a cut marker
@@ -134,13 +143,26 @@ def register_fields(value) -> None:
     answer that carries one, by design or by a firmware bug, is masked wherever it is shown."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(item, str) and SECRET_KEY.search(str(key)):
-                register(item)
+            if isinstance(item, str):
+                register(*_secrets_in(str(key), item, value))
             else:
                 register_fields(item)
     elif isinstance(value, list):
         for item in value:
             register_fields(item)
+
+
+def _secrets_in(key: str, item: str, siblings: dict) -> list[str]:
+    """The secrets a field of an answer holds."""
+    if NOT_SECRET_KEY.fullmatch(key):
+        return []
+    if key.lower() == "key":
+        return [item] if WIFI_FIELDS & set(siblings) else []
+    if PRESIGNED_URL.search(key):
+        query = urlsplit(item).query
+        signed = [value for name, value in parse_qsl(query) if SIGNATURE_PARAMETER.search(name)]
+        return signed or [query]
+    return [item] if SECRET_KEY.search(key) else []
 
 
 def mask(text):

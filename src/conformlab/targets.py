@@ -33,7 +33,7 @@ from conformlab.client import origin_of
 from conformlab.profiles import PROFILES
 
 COMMON_KEYS = {"device", "base_url", "emulator", "faults", "destructive", "timeout", "waive", "auth",
-               "restart_timeout", "reading", "boot_seconds"}
+               "restart_timeout", "reading", "boot_seconds", "tls", "ca_bundle"}
 DEFAULT_TIMEOUT = 10.0
 # How long a device may take to go down and come back after a request that restarts it (real
 # controllers take seconds to minutes to boot; a device not back by then ends the target's run).
@@ -51,6 +51,8 @@ class TargetsError(Exception):
 
 
 IDENTITY_KEYS = frozenset({"username", "login"})  # auth keys that name the user
+# Fields of structured credentials (WisDM's scoped keys) that describe a key, not hold it.
+DESCRIPTIVE_FIELDS = frozenset({"name", "access", "permissions", "locations", "expired"})
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,13 @@ class Target:
     destructive: bool = False
     timeout: float = DEFAULT_TIMEOUT
     waive: tuple[str, ...] = ()
-    auth: dict[str, str] = field(default_factory=dict)  # resolved values: secrets, never print
+    auth: dict = field(default_factory=dict)  # resolved values (strings, or WisDM's key list): secrets, never print
     options: dict[str, object] = field(default_factory=dict)  # device-specific keys
     restart_timeout: float = DEFAULT_RESTART_TIMEOUT
     reading: str = "default"  # emulator targets only
     boot_seconds: float = DEFAULT_BOOT_SECONDS  # emulator targets only
+    tls: bool = False  # emulator targets only: serve HTTPS with a throwaway test CA's certificate
+    ca_bundle: str | None = None  # a private CA (PEM file) that an https device's certificate is verified with
 
     @property
     def enforces_readings(self) -> bool:
@@ -81,8 +85,9 @@ class Target:
 
     def secrets(self) -> list[str]:
         """The credentials to mask: every auth value but the user's name (not a secret, and masking
-        a name such as "admin" would mangle every word that contains it)."""
-        return [value for key, value in self.auth.items() if value and key not in IDENTITY_KEYS]
+        a name such as "admin" would mangle every word that contains it) and what describes a
+        structured credential (a key's name, access, permissions)."""
+        return [value for key, value in _strings(self.auth) if value and key not in IDENTITY_KEYS | DESCRIPTIVE_FIELDS]
 
     def describe(self) -> str:
         """One line for reports and logs; never includes secrets."""
@@ -216,6 +221,22 @@ def _parse_target(path: Path, name: str, table) -> Target:
     if isinstance(boot_seconds, bool) or not isinstance(boot_seconds, (int, float)) or not 0 <= boot_seconds <= 60:
         raise TargetsError(f'{where}: key "boot_seconds" must be a number of seconds between 0 and 60')
 
+    tls = table.get("tls", False)
+    if "tls" in table and not emulator:
+        raise TargetsError(f'{where}: key "tls" is for emulator targets only (a real device\'s base_url says https)')
+    if not isinstance(tls, bool):
+        raise TargetsError(f'{where}: key "tls" must be true or false')
+    ca_bundle = table.get("ca_bundle")
+    if ca_bundle is not None:
+        if emulator or not str(base_url).startswith("https://"):
+            raise TargetsError(f'{where}: key "ca_bundle" is for devices at an https base_url (an emulator brings its own CA)')
+        if not isinstance(ca_bundle, str) or not ca_bundle:
+            raise TargetsError(f'{where}: key "ca_bundle" must be the path of a PEM file')
+        ca_path = (path.parent / ca_bundle) if not Path(ca_bundle).is_absolute() else Path(ca_bundle)
+        if not ca_path.is_file():
+            raise TargetsError(f'{where}: key "ca_bundle": no such file {ca_path}')
+        ca_bundle = str(ca_path)
+
     waive = table.get("waive", [])
     if not _is_list_of_str(waive):
         raise TargetsError(f'{where}: key "waive" must be a list of requirement IDs')
@@ -226,7 +247,7 @@ def _parse_target(path: Path, name: str, table) -> Target:
     for key, value in auth.items():
         if key not in profile.auth_keys:
             raise TargetsError(f'{where}: unknown key "auth.{key}"{_near(key, profile.auth_keys)}; {device} takes {_known(profile.auth_keys)}')
-        if not isinstance(value, str):
+        if not isinstance(value, str) and not profile.structured_auth:
             raise TargetsError(f'{where}: key "auth.{key}" must be a string')
     problem = profile.check_auth(auth)
     if problem:
@@ -246,6 +267,7 @@ def _parse_target(path: Path, name: str, table) -> Target:
         name=name, device=device, base_url=base_url, emulator=emulator, faults=tuple(faults),
         destructive=destructive, timeout=float(timeout), waive=tuple(waive), auth=dict(auth), options=options,
         restart_timeout=float(restart_timeout), reading=reading, boot_seconds=float(boot_seconds),
+        tls=tls, ca_bundle=ca_bundle,
     )
 
 
@@ -266,11 +288,23 @@ def _is_list_of_str(value) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _strings(value, where: str = ""):
+    """(the key that holds it, the string) for every string in a value of the file, at any depth."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from ((sub or key, text) for sub, text in _strings(item))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item, where)
+
+
 def _string_values(target: Target):
     if target.base_url:
         yield "base_url", target.base_url
     for key, value in target.auth.items():
-        yield f"auth.{key}", value
+        yield from ((f"auth.{key}", text) for _, text in _strings(value))
 
 
 def _resolve_variables(path: Path, targets: list[Target], environ) -> None:
@@ -285,8 +319,15 @@ def _resolve_variables(path: Path, targets: list[Target], environ) -> None:
         raise TargetsError(f"{path}: environment variable not set: " + "; ".join(missing))
 
 
-def _substitute(value: str, environ) -> str:
-    return _VARIABLE.sub(lambda m: environ[m.group(1)], value)
+def _substitute(value, environ):
+    """`${NAME}` replaced in every string of a value (a string, or a structured credential)."""
+    if isinstance(value, str):
+        return _VARIABLE.sub(lambda m: environ[m.group(1)], value)
+    if isinstance(value, dict):
+        return {key: _substitute(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, environ) for item in value]
+    return value
 
 
 def _with_resolved(target: Target, environ) -> Target:

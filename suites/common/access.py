@@ -91,15 +91,18 @@ def served_by(role: Role, op: Operation) -> tuple[str, ...]:
     return tuple(dict.fromkeys(role.grants[grant] for grant in op.access))
 
 
-def cases(profile: DeviceProfile) -> dict[str, dict[tuple[str, ...], tuple[str, ...]]]:
-    """check -> {its parameters (operation and role names, or a near miss's name): its requirements}."""
-    return _cases(profile.name)
+def cases(profile: DeviceProfile, auth: dict | None = None) -> dict[str, dict[tuple[str, ...], tuple[str, ...]]]:
+    """check -> {its parameters (operation and role names, or a near miss's name): its requirements},
+    for a target with credentials `auth` (the roles of a device with scoped keys are the target's keys)."""
+    roles = profile.access.roles_for(auth or {})
+    return _cases(profile.name, tuple((role.name, role.kind, tuple(role.grants.items())) for role in roles))
 
 
 @functools.cache
-def _cases(device: str) -> dict[str, dict[tuple[str, ...], tuple[str, ...]]]:
+def _cases(device: str, role_grants: tuple) -> dict[str, dict[tuple[str, ...], tuple[str, ...]]]:
     profile = PROFILES[device]
     access, hook = profile.access, hook_of(profile)
+    roles = [Role(name, kind, grants=dict(grants)) for name, kind, grants in role_grants]
     found: dict[str, dict] = {check: {} for check in CHECKS}
     for op in device_schema(profile.name).operations:
         extra = hook.served_requirements(op)
@@ -109,7 +112,7 @@ def _cases(device: str) -> dict[str, dict[tuple[str, ...], tuple[str, ...]]]:
             if access.open_operations:
                 found["open"][(str(op),)] = (access.open_operations, *extra)
             continue
-        for role in access.roles:
+        for role in roles:
             if role.holds(op.access):
                 found["served"][(str(op), role.name)] = (*served_by(role, op), *extra)
             elif role.kind == HOLDER:
@@ -128,7 +131,7 @@ def matrix_check(check: str, argnames: str):
         if target.profile.access is None:
             return []
         return [pytest.param(*values, id="-".join(values), marks=pytest.mark.req(*ids))
-                for values, ids in cases(target.profile)[check].items()]
+                for values, ids in cases(target.profile, target.auth)[check].items()]
     return pytest.mark.per_target(argnames, cases_of)
 
 
@@ -140,7 +143,7 @@ def operation(device: DeviceUnderTest, key: str) -> Operation:
 
 
 def role_of(device: DeviceUnderTest, name: str) -> Role:
-    return next(role for role in device.profile.access.roles if role.name == name)
+    return next(role for role in device.profile.access.roles_for(device.credentials) if role.name == name)
 
 
 def require_credentials(device: DeviceUnderTest) -> None:
@@ -264,7 +267,7 @@ def assert_near_miss_refused(device: DeviceUnderTest, name: str, notice) -> None
                 request = hook.request(device, op, served=True)
                 probes.append(near_miss.Probe(f"{op} (harmless)", lambda auth, request=request: request(auth=auth),
                                               op=op if op.is_write else None))
-        unknown = next(role for role in profile.access.roles if role.kind not in (ANONYMOUS, HOLDER))
+        unknown = next(role for role in profile.access.roles_for(device.credentials) if role.kind not in (ANONYMOUS, HOLDER))
         wrong = unknown.credential(device.credentials)
         refusal = profile.access.refused
 

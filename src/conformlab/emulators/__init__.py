@@ -50,11 +50,12 @@ def emulator_class(device: str) -> type[DeviceEmulator]:
 
 def start_emulator(device: str, *, faults: Iterable[str] = (), auth: Mapping[str, Any] | None = None,
                    options: Mapping[str, Any] | None = None, host: str = "127.0.0.1", port: int = 0,
-                   verbose: bool = False, reading: str = "default", boot_seconds: float | None = None) -> RunningEmulator:
+                   verbose: bool = False, reading: str = "default", boot_seconds: float | None = None,
+                   tls: bool = False) -> RunningEmulator:
     """Start `device`'s emulator on loopback in a daemon thread; returns once it accepts
     connections. `options` are the target's device-specific keys (the emulator takes those its
-    constructor names as keyword parameters); `reading` and `boot_seconds` are the target's (see
-    DeviceEmulator). ValueError for an unknown device, fault, auth key or reading, or a
+    constructor names as keyword parameters); `reading`, `boot_seconds` and `tls` (HTTPS with a
+    throwaway test CA: the handle's `ca_file`) are the target's (see DeviceEmulator). ValueError for an unknown device, fault, auth key or reading, or a
     non-loopback host; OSError if the port cannot be bound."""
     cls = emulator_class(device)
     loopback_host(host)  # refuse a non-loopback host before anything else
@@ -66,4 +67,4 @@ def start_emulator(device: str, *, faults: Iterable[str] = (), auth: Mapping[str
     emulator.reading = reading
     if boot_seconds is not None:
         emulator.boot_seconds = boot_seconds
-    return serve(emulator, host=host, port=port, verbose=verbose)
+    return serve(emulator, host=host, port=port, verbose=verbose, tls=tls)

@@ -206,8 +206,9 @@ class DeviceEmulator:
             raise ValueError(
                 f"unknown auth key {', '.join(map(repr, bad))} for {self.NAME}; "
                 f"known keys: {', '.join(self.AUTH_KEYS) or '(none)'}")
+        structured = bool(self.profile and self.profile.structured_auth)  # its check_auth judges the values
         for key, value in auth.items():
-            if not isinstance(value, str):
+            if not isinstance(value, str) and not structured:
                 raise ValueError(f"auth {key!r} must be a string")
         problem = self.profile.check_auth(auth) if auth and self.profile else None  # a targets file's rule
         if problem:

@@ -24,13 +24,16 @@ import ipaddress
 import json
 import socket
 import socketserver
+import ssl
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -265,10 +268,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class EmulatorServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], emulator: Any, verbose: bool = False) -> None:
+    def __init__(self, address: tuple[str, int], emulator: Any, verbose: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.emulator = emulator
         self.verbose = verbose
+        self.tls = tls
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -277,6 +282,14 @@ class EmulatorServer(http.server.ThreadingHTTPServer):
         # HTTPServer.server_bind() would do a reverse DNS lookup (socket.getfqdn): skip it.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self.tls is not None:
+            # The handshake happens at the first read, in the connection's own thread: a client that
+            # never finishes it holds up no one else.
+            connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         # While the emulated device boots, a connection is closed without an answer.
@@ -321,15 +334,40 @@ def loopback_host(host: str) -> str:
     return str(address)
 
 
-class RunningEmulator:
-    """A started emulator: `.url` (origin only), `.emulator`, `.stop()`; a context manager."""
+class TestAuthority:
+    """A throwaway certificate authority (trustme) and a server certificate it issued for the loopback
+    names: what an emulator serves HTTPS with. `ca_file` is the CA's certificate (PEM) for clients to
+    verify the server with; it is removed by `close()`."""
 
-    def __init__(self, server: EmulatorServer, emulator: Any) -> None:
+    def __init__(self, host: str) -> None:
+        import trustme  # only emulators that serve HTTPS need it
+
+        self.ca = trustme.CA(organization_name="conformlab test CA")
+        certificate = self.ca.issue_cert(host, "127.0.0.1", "::1", "localhost")
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certificate.configure_cert(self.context)
+        with tempfile.NamedTemporaryFile("wb", prefix="conformlab-ca-", suffix=".pem", delete=False) as file:
+            file.write(self.ca.cert_pem.bytes())
+        self.ca_file = file.name
+
+    def close(self) -> None:
+        Path(self.ca_file).unlink(missing_ok=True)
+
+
+class RunningEmulator:
+    """A started emulator: `.url` (origin only), `.emulator`, `.stop()`; a context manager. An
+    emulator serving HTTPS has `.ca_file`, the PEM of the test CA that issued its certificate (None
+    for plain HTTP)."""
+
+    def __init__(self, server: EmulatorServer, emulator: Any, authority: TestAuthority | None = None) -> None:
         self.server = server
         self.emulator = emulator
+        self.authority = authority
+        self.ca_file = authority.ca_file if authority else None
         host, port = server.server_address[:2]
         self.host, self.port = host, port
-        self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        scheme = "https" if authority else "http"
+        self.url = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
                                         name=f"emulator-{emulator.NAME}-{port}", daemon=True)
         self._stopped = False
@@ -344,6 +382,8 @@ class RunningEmulator:
         self.server.close_connections()  # wake and end the keep-alive connections
         self.emulator.close()  # cancel the device's pending timers
         self._thread.join(timeout=2)
+        if self.authority:
+            self.authority.close()
 
     def __enter__(self) -> RunningEmulator:
         return self
@@ -356,10 +396,13 @@ class RunningEmulator:
 
 
 def serve(emulator: Any, host: str = "127.0.0.1", port: int = 0,
-          verbose: bool = False) -> RunningEmulator:
-    """Serve `emulator` on loopback (port 0 = a free port). The listening socket accepts
-    connections when this returns. OSError if the port is in use."""
-    server = EmulatorServer((loopback_host(host), port), emulator, verbose=verbose)
+          verbose: bool = False, tls: bool = False) -> RunningEmulator:
+    """Serve `emulator` on loopback (port 0 = a free port), over HTTPS with a throwaway test CA's
+    certificate if `tls`. The listening socket accepts connections when this returns. OSError if the
+    port is in use."""
+    address = loopback_host(host)
+    authority = TestAuthority(address) if tls else None
+    server = EmulatorServer((address, port), emulator, verbose=verbose, tls=authority.context if authority else None)
     emulator.server = server
-    return RunningEmulator(server, emulator)
+    return RunningEmulator(server, emulator, authority)
 

@@ -29,7 +29,7 @@ def _device_session(target: Target):
         from conformlab.emulators import start_emulator
 
         emulator = start_emulator(target.device, faults=target.faults, auth=target.auth or None, options=target.options,
-                                  reading=target.reading, boot_seconds=target.boot_seconds)
+                                  reading=target.reading, boot_seconds=target.boot_seconds, tls=target.tls)
     dut = connect(target, emulator)
     client = dut.client
     try:
