@@ -7,8 +7,9 @@ key), its locations and a gateway it sees (ONLINE where the operation acts on on
 read (made with POST .../async-cmd netstat by the key, or by another key of its organization). Bodies
 are harmless where they can be: a setting written as it was read, a netstat. A refused request (no key,
 an unknown or expired key, a near miss, a key without the grant) acts on the run key's objects (a key of
-another organization without the grant: on its own, harmlessly), so that an effect would show: a setting changed (where the target allows changes, else written as read), a
-netstat, and on destructive targets the real location, registration, reboot, password or firmware.
+another organization without the grant: on its own, harmlessly), so that an effect would show: a
+setting changed (where the target allows changes, else written as read), a netstat, and on destructive
+targets the real location, registration, reboot, password or firmware.
 What shows an effect: the GET of the write's path (x-conformlab reads), and on the emulator the counters
 of what requests did (reboots, commands, settings written ...)."""
 
