@@ -3,6 +3,7 @@ waivers, unexpected passes and the exit status."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -52,6 +53,7 @@ def test_every_run_writes_a_self_contained_html_and_junit_report(tmp_path):
     finally:
         html_path.unlink(missing_ok=True)
         xml_path.unlink(missing_ok=True)
+        xml_path.with_suffix(".json").unlink(missing_ok=True)  # the results file beside them
 
 
 def test_waived_requirement_is_reported_as_expected_failure(tmp_path):
@@ -73,6 +75,33 @@ def test_stale_waiver_is_an_unexpected_pass_that_fails_the_run(tmp_path):
             in result.stdout), result.stdout[-3000:]
     assert global_properties(tmp_path / "r.xml")["verdict stale EVSE-CONV-404"] == "UNEXPECTED PASS"
     assert "Unexpected passes: remove the waivers" in (tmp_path / "r.html").read_text()
+
+
+def test_a_waivers_reason_is_shown_wherever_the_waived_verdict_is(tmp_path):
+    waiver = '{ id = "EVSE-CONV-404", reason = "fixed in 2.1, see ticket FW-812", until = "2999-12-31" }'
+    target = emulator("reasoned", f'faults = ["unknown_path_served"]\nwaive = [{waiver}]')
+    result = run(tmp_path, target, "--target=reasoned", "-k", "unknown_endpoint", f"--html={tmp_path}/r.html",
+                 f"--junitxml={tmp_path}/r.xml", f"--results-json={tmp_path}/r.json", "-rx")
+    assert result.returncode == 0, result.stdout[-3000:]
+    said = "waived: fixed in 2.1, see ticket FW-812; until 2999-12-31"
+    assert re.search(rf"^WAIVED +reasoned +EVSE-CONV-404 \({re.escape(said)}\): ", result.stdout, re.M), result.stdout[-3000:]
+    assert f"waived on target reasoned ({said}): EVSE-CONV-404" in result.stdout  # each expected failure
+    assert said in (tmp_path / "r.html").read_text()
+    [entry] = [r for r in json.loads((tmp_path / "r.json").read_text())["targets"][0]["requirements"] if r["id"] == "EVSE-CONV-404"]
+    assert entry["verdict"] == "WAIVED" and entry["waiver"] == {"reason": "fixed in 2.1, see ticket FW-812", "until": "2999-12-31"}
+
+
+def test_an_expired_waiver_waives_nothing_and_fails_the_run(tmp_path):
+    waiver = '{ id = "EVSE-CONV-404", reason = "fixed in 2.1", until = "2020-01-31" }'
+    target = emulator("expired", f'waive = ["EVSE-CONV-415", {waiver}]')  # the bare one is in force and stale-free
+    result = run(tmp_path, target, "--target=expired", "-k", "unknown_endpoint", f"--html={tmp_path}/r.html",
+                 f"--junitxml={tmp_path}/r.xml")
+    assert result.returncode == 1, result.stdout[-3000:]  # every check passes: the waiver alone fails the gate
+    line = ("EXPIRED WAIVER expired: the waiver of EVSE-CONV-404 (fixed in 2.1) expired on 2020-01-31: it waives "
+            "nothing; remove it or renew it")
+    assert line in result.stdout, result.stdout[-3000:]
+    assert global_properties(tmp_path / "r.xml")["verdict expired EVSE-CONV-404"] == "PASS"  # judged as if unwaived
+    assert "Expired waivers: remove or renew them" in (tmp_path / "r.html").read_text()
 
 
 def test_waiver_of_an_unknown_requirement_is_a_usage_error(tmp_path):

@@ -226,3 +226,44 @@ def test_tls_is_for_emulators_and_ca_bundle_for_https_devices(tmp_path):
     plain = GOOD.replace('timeout = 5', 'timeout = 5\n    ca_bundle = "lab-ca.pem"')
     with pytest.raises(TargetsError, match="https base_url"):
         load_targets(write(tmp_path, plain), ["evse-lab"], environ={"EVSE_PASSWORD": "x"})
+
+
+# -- waivers: bare IDs, or tables with a reason and a date ------------------------------------------
+
+
+def waiving(tmp_path, waive: str):
+    text = f"""
+    [targets.w]
+    device = "esp32-evse"
+    emulator = true
+    waive = {waive}
+    """
+    return load_targets(write(tmp_path, text), ["w"], environ={})[0]
+
+
+def test_waivers_with_a_reason_and_a_date(tmp_path):
+    import datetime
+
+    target = waiving(tmp_path, '["EVSE-CFG-SCHED-TZ-POSIX", { id = "EVSE-DAV-NOAUTH", reason = "fixed in 2.1, FW-812", '
+                               'until = "2999-03-31" }, { id = "EVSE-CONV-404", until = 2020-01-31 }]')
+    bare, reasoned, past = target.waivers
+    assert bare.reason == "" and bare.until is None and bare.describe() == "waived"
+    assert reasoned.until == datetime.date(2999, 3, 31) and reasoned.describe() == "waived: fixed in 2.1, FW-812; until 2999-03-31"
+    assert past.until == datetime.date(2020, 1, 31) and past.expired()  # a TOML date works as well as a string
+    assert target.waive == ("EVSE-CFG-SCHED-TZ-POSIX", "EVSE-DAV-NOAUTH")  # an expired waiver waives nothing
+    assert target.expired_waivers == (past,)
+
+
+@pytest.mark.parametrize("waive, expected", [
+    ('"EVSE-A"', 'key "waive" must be a list'),
+    ('[{ reason = "x" }]', 'key "waive" must be a list'),
+    ('[{ id = "EVSE-A", because = "x" }]', 'unknown field "because"'),
+    ('[{ id = "EVSE-A", until = "next spring" }]', 'until must be a date like "2027-03-31"'),
+    ('[{ id = "EVSE-A", until = 2027-03-31T10:00:00 }]', 'until must be a date'),
+    ('[{ id = "EVSE-A", reason = 3 }]', "reason must be one line of text"),
+    ('["EVSE-A", { id = "EVSE-A" }]', "EVSE-A is waived twice"),
+])
+def test_waiver_problems_are_one_line(tmp_path, waive, expected):
+    with pytest.raises(TargetsError) as exc:
+        waiving(tmp_path, waive)
+    assert expected in str(exc.value) and "\n" not in str(exc.value)

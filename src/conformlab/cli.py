@@ -4,6 +4,7 @@
                       [--reading default|alternative] [--boot-seconds S] [--tls]
     conformlab faults DEVICE
     conformlab restore TARGET [--targets-file PATH]
+    conformlab diff OLD.json NEW.json [--markdown]
 
 `emulate` prints one line `READY http://HOST:PORT` once the emulator accepts connections (with
 --tls: `READY https://HOST:PORT CA=PATH`, the throwaway test CA's certificate to verify it with), then
@@ -14,6 +15,11 @@ host) recorded in the target's journal (~/.conformlab/journal/TARGET.json, see c
 through the device's documented API, one line per path, removes the journal and exits 0; with no
 journal it says so and exits 0. A device that cannot be reached, or a value that cannot be put back,
 gives one line on stderr and exit status 1, and the journal is kept.
+
+`diff` compares two runs' results files (reports/<name>.json, see conformlab.diff): per target and
+requirement what regressed, was fixed, changed verdict otherwise, appeared or disappeared, and the
+device identity values that differ; `--markdown` gives a pull-request comment. Exit status 1 when
+anything regressed, 0 otherwise, 2 (one line on stderr) for a file that is no valid results file.
 """
 
 from __future__ import annotations
@@ -58,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("target", metavar="TARGET", help="a target of the targets file")
     restore.add_argument("--targets-file", default="targets.toml", metavar="PATH",
                          help="the targets file (default: ./targets.toml)")
+
+    diff = commands.add_parser("diff", help="compare two runs' results files (exit 1 when anything regressed)")
+    diff.add_argument("old", metavar="OLD.json", help="the earlier run's results file")
+    diff.add_argument("new", metavar="NEW.json", help="the later run's results file")
+    diff.add_argument("--markdown", action="store_true", help="a summary fit for a pull-request comment")
     return parser
 
 
@@ -155,9 +166,26 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from conformlab import diff, secrets
+
+    documents = []
+    for path in (args.old, args.new):
+        try:
+            documents.append(diff.load(path))
+        except ValueError as exc:
+            raise CliError(secrets.mask(str(exc)).replace("\n", " ")) from None
+    for document in documents:  # the files are masked already; a value under a secret-looking key stays so
+        for target in document["targets"]:
+            secrets.register_fields(target.get("identity"))
+    comparison = diff.compare(*documents)
+    print(diff.render_markdown(comparison) if args.markdown else diff.render_text(comparison), end="")
+    return 1 if diff.regressed(comparison) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"faults": cmd_faults, "emulate": cmd_emulate, "restore": cmd_restore}
+    commands = {"faults": cmd_faults, "emulate": cmd_emulate, "restore": cmd_restore, "diff": cmd_diff}
     try:
         return commands[args.command](args)
     except CliError as exc:

@@ -49,6 +49,7 @@ class DeviceUnderTest:
         self.unusable: str | None = None
         self.unusable_reported = False
         self.outages: list[float] = []  # seconds the device was away by itself (a reboot the harness did not cause)
+        self.identity: dict | None = None  # the identity endpoint's answer: what the device says it is
 
     # -- what the target allows ---------------------------------------------------------------
 

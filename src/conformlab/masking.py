@@ -13,8 +13,8 @@ Why each place is needed (checked on pytest 9.1, schemathesis 4.32, hypothesis 6
 - logs: every log record is masked when it is made (its message, exception and stack text), so every
   handler (pytest's capture, `--log-file`, live logs, any plugin's) receives masked text.
 - files: the written HTML report (its JSON data decoded, including the base64 text extras of a
-  self-contained report) and JUnit XML are masked once more after the session, for text that no hook
-  reached.
+  self-contained report), JUnit XML and results JSON are masked once more after the session, for text
+  that no hook reached.
 """
 
 from __future__ import annotations
@@ -160,6 +160,9 @@ class OutputMasking:
                 xml_path = _report_path(getattr(option, "xmlpath", None))
                 if xml_path and xml_path.is_file():
                     mask_xml_file(xml_path)
+                json_path = getattr(self.config.pluginmanager.get_plugin("conformlab-results"), "path", None)
+                if json_path and json_path.is_file():
+                    mask_json_file(json_path)
 
     def pytest_unconfigure(self, config):
         if logging.getLogRecordFactory() is self.record_factory:
@@ -240,3 +243,17 @@ def mask_xml_file(path: Path) -> None:
                 changed = True
     if changed:
         tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+def mask_json_file(path: Path) -> None:
+    """Mask a written results file (conformlab.plugin.results), string by string, keys too."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        if secrets.mask(text) != text:
+            path.write_text(secrets.mask(text), encoding="utf-8")
+        return
+    masked = secrets.mask_value(data)
+    if masked != data:
+        path.write_text(json.dumps(masked, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -188,6 +188,17 @@ def mask(text):
     return "".join(out)
 
 
+def mask_value(value):
+    """A JSON value with every string masked, keys too (a results file, an answer kept as data)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, list):
+        return [mask_value(item) for item in value]
+    if isinstance(value, dict):
+        return {mask(str(key)): mask_value(item) for key, item in value.items()}
+    return value
+
+
 def _spans(text: str, index: _Index) -> list[tuple[int, int]]:
     """(start, stop) of every secret form or piece of one in text (they may overlap)."""
     spans = []

@@ -9,7 +9,7 @@ The file's form is a fixed contract (other tools write it):
     faults      = ["..."]                  # emulator targets only
     destructive = false
     timeout     = 10
-    waive       = ["EVSE-..."]
+    waive       = ["EVSE-...", { id = "EVSE-...", reason = "fixed in 2.1, FW-812", until = "2027-03-31" }]
     [targets.<name>.auth]
     username = "admin"
     password = "${EVSE_PASSWORD}"
@@ -21,6 +21,7 @@ lab target's secrets need not be set to run the emulators.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import os
 import re
@@ -50,6 +51,27 @@ class TargetsError(Exception):
     """A targets file that cannot be used; the message is one line for the user."""
 
 
+@dataclass(frozen=True)
+class Waiver:
+    """A known deviation a target accepts: its failures are expected (WAIVED), a pass is stale
+    (UNEXPECTED PASS), and after `until` it has expired: it waives nothing and fails the run until
+    it is removed or renewed."""
+
+    id: str
+    reason: str = ""
+    until: datetime.date | None = None
+
+    def expired(self, today: datetime.date | None = None) -> bool:
+        return self.until is not None and self.until < (today or datetime.datetime.now(datetime.timezone.utc).date())
+
+    def describe(self) -> str:
+        """The waiver as the report shows it next to the verdict."""
+        parts = [self.reason] if self.reason else []
+        if self.until:
+            parts.append(f"until {self.until.isoformat()}")
+        return f"waived: {'; '.join(parts)}" if parts else "waived"
+
+
 IDENTITY_KEYS = frozenset({"username", "login"})  # auth keys that name the user
 # Fields of structured credentials (WisDM's scoped keys) that describe a key, not hold it.
 DESCRIPTIVE_FIELDS = frozenset({"name", "access", "permissions", "locations", "expired"})
@@ -64,7 +86,7 @@ class Target:
     faults: tuple[str, ...] = ()
     destructive: bool = False
     timeout: float = DEFAULT_TIMEOUT
-    waive: tuple[str, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
     auth: dict = field(default_factory=dict)  # resolved values (strings, or WisDM's key list): secrets, never print
     options: dict[str, object] = field(default_factory=dict)  # device-specific keys
     restart_timeout: float = DEFAULT_RESTART_TIMEOUT
@@ -72,6 +94,18 @@ class Target:
     boot_seconds: float = DEFAULT_BOOT_SECONDS  # emulator targets only
     tls: bool = False  # emulator targets only: serve HTTPS with a throwaway test CA's certificate
     ca_bundle: str | None = None  # a private CA (PEM file) that an https device's certificate is verified with
+
+    @property
+    def waive(self) -> tuple[str, ...]:
+        """The requirement IDs the target waives now (an expired waiver waives nothing)."""
+        return tuple(w.id for w in self.waivers if not w.expired())
+
+    def waiver(self, rid: str) -> Waiver | None:
+        return next((w for w in self.waivers if w.id == rid), None)
+
+    @property
+    def expired_waivers(self) -> tuple[Waiver, ...]:
+        return tuple(w for w in self.waivers if w.expired())
 
     @property
     def enforces_readings(self) -> bool:
@@ -237,9 +271,7 @@ def _parse_target(path: Path, name: str, table) -> Target:
             raise TargetsError(f'{where}: key "ca_bundle": no such file {ca_path}')
         ca_bundle = str(ca_path)
 
-    waive = table.get("waive", [])
-    if not _is_list_of_str(waive):
-        raise TargetsError(f'{where}: key "waive" must be a list of requirement IDs')
+    waivers = _waivers(where, table.get("waive", []))
 
     auth = table.get("auth", {})
     if not isinstance(auth, dict):
@@ -265,10 +297,44 @@ def _parse_target(path: Path, name: str, table) -> Target:
 
     return Target(
         name=name, device=device, base_url=base_url, emulator=emulator, faults=tuple(faults),
-        destructive=destructive, timeout=float(timeout), waive=tuple(waive), auth=dict(auth), options=options,
+        destructive=destructive, timeout=float(timeout), waivers=waivers, auth=dict(auth), options=options,
         restart_timeout=float(restart_timeout), reading=reading, boot_seconds=float(boot_seconds),
         tls=tls, ca_bundle=ca_bundle,
     )
+
+
+def _waivers(where: str, value) -> tuple[Waiver, ...]:
+    """`waive`: requirement IDs, or tables { id = "...", reason = "...", until = "YYYY-MM-DD" }."""
+    form = ('must be a list of requirement IDs or tables { id = "EVSE-...", reason = "why", until = "2027-03-31" }')
+    if not isinstance(value, list):
+        raise TargetsError(f'{where}: key "waive" {form}')
+    waivers = []
+    for entry in value:
+        if isinstance(entry, str):
+            waivers.append(Waiver(entry))
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise TargetsError(f'{where}: key "waive" {form}')
+        unknown = sorted(set(entry) - {"id", "reason", "until"})
+        if unknown:
+            raise TargetsError(f'{where}: key "waive": waiver {entry["id"]}: unknown field "{unknown[0]}" (id, reason, until)')
+        reason = entry.get("reason", "")
+        if not isinstance(reason, str) or "\n" in reason:
+            raise TargetsError(f'{where}: key "waive": waiver {entry["id"]}: reason must be one line of text')
+        until = entry.get("until")
+        if isinstance(until, str):
+            try:
+                until = datetime.date.fromisoformat(until)
+            except ValueError:
+                until = False
+        if until is not None and (not isinstance(until, datetime.date) or isinstance(until, datetime.datetime)):
+            raise TargetsError(f'{where}: key "waive": waiver {entry["id"]}: until must be a date like "2027-03-31"')
+        waivers.append(Waiver(entry["id"], reason, until))
+    ids = [w.id for w in waivers]
+    twice = sorted({rid for rid in ids if ids.count(rid) > 1})
+    if twice:
+        raise TargetsError(f'{where}: key "waive": {twice[0]} is waived twice')
+    return tuple(waivers)
 
 
 def _check_origin(where: str, base_url) -> str:

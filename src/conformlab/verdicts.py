@@ -295,7 +295,9 @@ def judge_phase(item, call, report, ids: list[str], target, cite=lambda rid: rid
             report.user_properties.append((PROP_FAILED, rid))
             if target is not None and rid in target.waive:
                 report.outcome = "skipped"
-                report.wasxfail = f"waived on target {target.name}: {cite(rid)}"
+                waiver = target.waiver(rid) if hasattr(target, "waiver") else None
+                said = f" ({waiver.describe()})" if waiver is not None and (waiver.reason or waiver.until) else ""
+                report.wasxfail = f"waived on target {target.name}{said}: {cite(rid)}"
                 kind = WAIVED_CHECK
     if kind is not None:
         phases.append((kind, reason))
@@ -352,6 +354,13 @@ def _check_outcome(phases: list[tuple[str, str]]) -> tuple[str, str]:
             if kind == wanted:
                 return kind, reason
     return SKIPPED_NOT_VERIFIED, "the check did not run"
+
+
+def gate_failed(status: int) -> int:
+    """The exit status once a gate outside the verdicts failed (an expired waiver, a regression
+    against a baseline): 1 where the verdicts gave 0 or NO_VERDICT (a failure outranks an error);
+    pytest's own 2 (interrupted), 3, 4 and 5 are kept."""
+    return int(pytest.ExitCode.TESTS_FAILED) if status in (pytest.ExitCode.OK, NO_VERDICT) else status
 
 
 # -- after the run (on the controller): the book of every check's outcome -------------------------

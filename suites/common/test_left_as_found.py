@@ -20,10 +20,10 @@ from conformlab.dut import RestoreError
 @pytest.mark.req("HARNESS-LEFT-AS-FOUND")
 def test_left_as_found(device, record_property, notice):
     record_pacing(device, record_property)
+    record_property("api_requests", str(device.client.sent))  # the results file's request count
     logins = getattr(device.client.session.auth, "logins", None)
     if logins is not None:  # a login session (MC252): obtained once per run, not per request
         record_property("session_logins", str(logins))
-        record_property("api_requests", str(device.client.sent))
     problems = []
     probe = device.profile.probe_path
     with_credentials = device.client.get(probe)

@@ -5,9 +5,11 @@ snapshot; put back and stopped at the end) -> device, and the report helpers a c
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from conformlab import device_lock, verdicts
+from conformlab import device_lock, secrets, verdicts
 from conformlab.client import DeviceError, origin_of
 from conformlab.dut import DeviceUnderTest, RestoreError, connect
 from conformlab.targets import Target
@@ -91,6 +93,7 @@ def _identify(dut: DeviceUnderTest) -> None:
     if not isinstance(body, dict):
         kind = answer.headers.get("Content-Type", "no Content-Type").split(";")[0]
         raise _Unusable(f"target {target.name}: {what} 200 with {kind}, not a JSON object")
+    dut.identity = body  # what the device says it is: the results file records it (conformlab.plugin.results)
     missing = [key for key in identity.keys if key not in body]
     if missing:
         raise _Unusable(f"target {target.name}: {what} 200 without the documented {', '.join(missing)}")
@@ -102,6 +105,11 @@ def device(_device_session: DeviceUnderTest, request, notice) -> DeviceUnderTest
     cannot be tested at all (unreachable, not this device, busy) fails its first check with one line
     (its one ERROR); a device that did not come back gets no more requests; the remaining checks of
     either are not run (ERROR, the same line each, collapsed into one in the summaries)."""
+    if not getattr(_device_session, "identity_recorded", False):  # once per target: for the results file
+        _device_session.identity_recorded = True
+        answer = _device_session.identity
+        if answer is not None:
+            request.node.user_properties.append(("identity", secrets.mask(json.dumps(answer, sort_keys=True))))
     if _device_session.unusable and not _device_session.unusable_reported:
         _device_session.unusable_reported = True
         pytest.fail(_device_session.unusable, pytrace=False)  # the target's one ERROR: one cause, one line

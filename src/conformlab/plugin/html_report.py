@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 
-from conformlab import secrets
+from conformlab import diff, secrets
 from conformlab.plugin.summary import SUMMARY_NOTES, Reporting, check_names, properties
 from conformlab.requirements import all_requirements
 from conformlab.verdicts import ERROR, FAIL, FAILED, PASS, PROP_FAILED, UNEXPECTED_PASS, VERDICTS, WAIVED, Row
@@ -43,6 +43,7 @@ class HtmlReport:
         cells.insert(2, f'<td class="col-requirement" title="{html.escape(secrets.mask(titles))}">{secrets.mask(shown)}{badge}</td>')
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
+        self._baseline_comparison(prefix, session)  # first: the very top of the report
         reporting = self.reporting
         esc = lambda text: html.escape(secrets.mask(str(text)))  # noqa: E731 -- every text added is masked
         if reporting.findings:
@@ -59,6 +60,10 @@ class HtmlReport:
             items = "".join(f"<li>UNEXPECTED PASS {esc(s)}</li>" for s in reporting.stale)
             prefix.append('<div style="border:2px solid #b00020;padding:8px"><h3>Unexpected passes: remove the waivers</h3>'
                           f"<ul>{items}</ul></div>")
+        if reporting.expired:
+            items = "".join(f"<li>EXPIRED WAIVER {esc(s)}</li>" for s in reporting.expired)
+            prefix.append('<div style="border:2px solid #b00020;padding:8px"><h3>Expired waivers: remove or renew them</h3>'
+                          f"<ul>{items}</ul></div>")
         rows = reporting.requirement_rows()
         if not rows:
             return
@@ -69,7 +74,7 @@ class HtmlReport:
         for row in rows:
             verdict, req = row.verdict, known.get(row.rid)
             checks = ", ".join(f"{n} {kind}" for kind, n in verdict.counts.items())
-            waived = "<br><small>waived on this target</small>" if verdict.waived else ""
+            waived = f"<br><small>{esc(reporting.waiver_text(row))}</small>" if verdict.waived else ""
             source = esc(f"{req.source}, {req.section}" if req else "")
             lines.append(f'<tr><td>{esc(row.target)}</td><td><b>{esc(row.rid)}</b></td>'
                          f'<td style="color:{COLOURS[verdict.word]};font-weight:bold">{verdict.word}{waived}</td>'
@@ -79,6 +84,34 @@ class HtmlReport:
                       '<table style="border-collapse:collapse" border="1" cellpadding="3">'
                       "<tr><th>Target</th><th>Requirement</th><th>Verdict</th><th>Document</th><th>Checks</th>"
                       "<th>Details</th></tr>" + "".join(lines) + "</table>")
+
+    @staticmethod
+    def _baseline_comparison(prefix, session) -> None:
+        """With --baseline: the comparison with the earlier run (conformlab.diff, made by the results
+        plugin before pytest-html writes the report) on top: a heading, the count line, the changes."""
+        results = session.config.pluginmanager.get_plugin("conformlab-results")
+        comparison = getattr(results, "comparison", None)
+        if comparison is None:
+            return
+        esc = lambda text: html.escape(secrets.mask(str(text)))  # noqa: E731 -- every text added is masked
+        worse = diff.regressed(comparison)
+        colour = COLOURS[FAIL] if worse else COLOURS["PARTIAL"] if comparison.changes else COLOURS[PASS]
+        rows = []
+        for change in comparison.changes:
+            style = ' style="color:#b00020"' if change.kind == diff.REGRESSED else ""  # regressions in red
+            if not change.item:
+                requirement = "(whole target)"
+            else:
+                requirement = f"<b>{esc(change.item)}</b>" + (f"<br><small>{esc(change.text)}</small>" if change.text else "")
+            rows.append(f'<tr{style} class="baseline-{esc(change.kind.lower())}">'
+                        f"<td><b>{esc(change.kind)}</b></td><td>{esc(change.target)}</td><td>{requirement}</td>"
+                        f"<td>{esc(change.old) or '&ndash;'}</td><td>{esc(change.new) or '&ndash;'}</td>"
+                        f"<td>{esc(change.why)}</td></tr>")
+        table = ('<table style="border-collapse:collapse" border="1" cellpadding="3"><tr><th>Group</th><th>Target</th>'
+                 "<th>Requirement</th><th>Old</th><th>New</th><th>Why</th></tr>" + "".join(rows) + "</table>") if rows else ""
+        prefix.insert(0, f'<div id="conformlab-baseline" style="border:3px solid {colour};padding:8px;margin:8px 0">'
+                         f'<h2 style="margin:0">Compared with {esc(results.baseline_name)}</h2>'
+                         f'<p style="color:{colour};font-weight:bold">{esc(diff.count_line(comparison))}</p>{table}</div>')
 
     @staticmethod
     def _details(row: Row, esc) -> str:

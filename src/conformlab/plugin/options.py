@@ -17,6 +17,8 @@ import pytest
 from conformlab import interrupt, masking, secrets
 from conformlab.plugin.html_report import HtmlReport
 from conformlab.plugin.parallel import is_controller, keep_targets_together
+from conformlab.diff import load as load_baseline
+from conformlab.plugin.results import Results
 from conformlab.plugin.summary import Reporting
 from conformlab.profiles import PROFILES
 from conformlab.requirements import all_requirements
@@ -41,6 +43,11 @@ def pytest_addoption(parser):
                     help="run against this target of the targets file (repeatable); default: every emulator target")
     group.addoption("--targets-file", dest="conformlab_targets_file", default=TARGETS_FILE, metavar="PATH",
                     help="the targets file (default: ./targets.toml)")
+    group.addoption("--results-json", dest="conformlab_results_json", default=None, metavar="PATH",
+                    help="write the machine-readable results here (default: beside the JUnit/HTML report, same stem, .json)")
+    group.addoption("--baseline", dest="conformlab_baseline", default=None, metavar="PATH",
+                    help="compare this run's results with an earlier run's results file (as `conformlab diff` does): "
+                         "shown on top of the HTML report and in the terminal; a regression makes the exit status 1")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -92,6 +99,7 @@ def pytest_configure(config):
     config.stash[TARGETS] = targets
     reporting = Reporting(config, targets)
     config.pluginmanager.register(reporting, "conformlab-reporting")
+    config.pluginmanager.register(Results(config, reporting, targets, *_read_baseline(config)), "conformlab-results")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlReport(reporting, targets), "conformlab-html")
     if is_controller(config):
@@ -118,10 +126,26 @@ def _read_targets(config) -> list[Target]:
     return targets
 
 
+def _read_baseline(config) -> tuple[dict | None, str]:
+    """--baseline: the earlier run's results document (validated) and the file's name, on the controller;
+    a missing or invalid file is a usage error (one line naming the file and what is wrong)."""
+    option = config.getoption("conformlab_baseline", None)
+    if not option or not is_controller(config):
+        return None, ""
+    path = Path(os.path.expandvars(option)).expanduser()
+    if not path.is_absolute():
+        path = config.invocation_params.dir / path
+    try:
+        document = load_baseline(path)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--baseline: {exc}") from None
+    return document, path.name
+
+
 def _check_waivers(targets: list[Target]) -> None:
     known = all_requirements()
     for target in targets:
-        for rid in target.waive:
+        for rid in (w.id for w in target.waivers):
             if rid not in known or known[rid].device not in (target.device, None):
                 raise TargetsError(f'target "{target.name}": key "waive": no requirement "{rid}" for {target.device}')
 

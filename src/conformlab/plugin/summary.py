@@ -18,7 +18,7 @@ import pytest
 from conformlab import secrets
 from conformlab.plugin.parallel import is_controller
 from conformlab.requirements import all_requirements
-from conformlab.verdicts import ERROR, ERRORED, FAIL, NO_VERDICT, PASS, UNEXPECTED_PASS, VERDICTS, WAIVED, Row, VerdictBook
+from conformlab.verdicts import ERROR, ERRORED, FAIL, NO_VERDICT, PASS, UNEXPECTED_PASS, VERDICTS, WAIVED, Row, VerdictBook, gate_failed
 
 # Properties a check records for the run's summary (terminal and top of the HTML report), by title.
 SUMMARY_NOTES = {"security_finding": "SECURITY FINDINGS", "notice": "notices", "pacing": "rate budget"}
@@ -43,13 +43,20 @@ def stale_line(row: Row) -> str:
     return f"{row.target}: {row.rid} is waived but every check of it passed; remove the waiver"
 
 
+def expired_line(target, waiver) -> str:
+    why = f" ({waiver.reason})" if waiver.reason else ""
+    return (f"{target.name}: the waiver of {waiver.id}{why} expired on {waiver.until.isoformat()}: it waives nothing; "
+            "remove it or renew it")
+
+
 class Reporting:
     """Per-requirement verdicts, security findings, notices and unexpected passes, for the terminal,
     the JUnit report and the gate."""
 
     def __init__(self, config, targets):
         self.config = config
-        self.book = VerdictBook({t.name: t.waive for t in targets})
+        self.targets = {t.name: t for t in targets}
+        self.book = VerdictBook({t.name: t.waive for t in targets})  # the waivers in force (not expired)
         self.notes: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # kind -> (target, nodeid, text)
         self.status: int | None = None  # the exit status the verdicts give (controller, at the end)
 
@@ -61,6 +68,17 @@ class Reporting:
     def stale(self) -> list[str]:
         """The waivers to remove: "<target>: <id> is waived but every check of it passed; ..."."""
         return [stale_line(row) for row in self.book.rows() if row.verdict.word == UNEXPECTED_PASS]
+
+    @property
+    def expired(self) -> list[str]:
+        """The waivers past their date: each fails the run until it is removed or renewed."""
+        return [expired_line(t, w) for t in self.targets.values() for w in t.expired_waivers]
+
+    def waiver_text(self, row: Row) -> str:
+        """What the target's waiver of a waived requirement says ("waived: <reason>; until <date>")."""
+        target = self.targets.get(row.target)
+        waiver = target.waiver(row.rid) if target is not None and row.verdict.waived else None
+        return waiver.describe() if waiver else ""
 
     def requirement_rows(self) -> list[Row]:
         return self.book.rows()
@@ -81,6 +99,8 @@ class Reporting:
         if not is_controller(self.config):
             return (yield)
         self.status = self.book.exit_status(session.exitstatus)
+        if self.expired:
+            self.status = gate_failed(self.status)  # an expired waiver fails the gate, as a stale one does
         session.exitstatus = self.status
         result = yield
         self._add_verdicts_to_junit()  # before conformlab.masking's wrapper (outside this one) masks the file
@@ -138,13 +158,15 @@ class Reporting:
                     tr.write_line(secrets.mask(f"{target}: {text}"), red=alarming)
         for line in self.stale:
             tr.write_line(secrets.mask(f"UNEXPECTED PASS {line}"), red=True)
+        for line in self.expired:
+            tr.write_line(secrets.mask(f"EXPIRED WAIVER {line}"), red=True)
 
-    @staticmethod
-    def _write_row(tr, row: Row, req) -> None:
+    def _write_row(self, tr, row: Row, req) -> None:
         verdict = row.verdict
         if verdict.word == PASS:
             return
-        waived = " (waived)" if verdict.waived and verdict.word not in (WAIVED, UNEXPECTED_PASS) else ""
+        said = self.waiver_text(row)  # a bare waiver of a WAIVED row needs no word more
+        waived = f" ({said})" if verdict.waived and (said != "waived" or verdict.word not in (WAIVED, UNEXPECTED_PASS)) else ""
         line = secrets.mask(f"{verdict.word:15} {row.target}  {row.rid}{waived}: {req.text if req else ''}")  # before cutting
         red = verdict.word in (FAIL, UNEXPECTED_PASS, ERROR)
         tr.write_line(line if len(line) <= 200 else line[:197] + "...", red=red, yellow=not red)
