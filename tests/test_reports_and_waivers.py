@@ -45,6 +45,12 @@ def test_every_run_writes_a_self_contained_html_and_junit_report(tmp_path):
         assert "Security findings" in html and "EVSE-DAV-NOAUTH" in html, "the WebDAV hole must stand out"
         assert "Requirements" in html and "EVSE-AUTH-401" in html
         assert '<link rel="stylesheet"' not in html, "the report must be self-contained"
+        assert "file://" not in html and str(ROOT) not in html, "one file to mail: no local path, no local link"
+        # It opens with the verdict per target: the device, what it says it is (the identity answer), the counts.
+        top = html.index("Verdict per target")
+        assert top < html.index("<h2>Requirements</h2>") and "appVersion: " in html[top:html.index("<h2>Requirements</h2>")]
+        # "How do you know it works?": a passing check of each requirement keeps its exchanges.
+        assert "exchanges: see " in html and re.search(r"evidence of [A-Z0-9, -]*EVSE-AUTH-401", html)
         xml = xml_path.read_text()
         assert 'name="requirement"' in xml and 'value="report-check"' in xml
         for text in (html, xml, result.stdout):

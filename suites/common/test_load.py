@@ -72,9 +72,15 @@ def scenario(device, name: str) -> tuple[ScenarioResult, bool]:
 
 
 def attach_evidence(report_extra, result: ScenarioResult) -> None:
-    link = result.html_report.resolve().as_uri()
+    # The report is one file to mail: the chart and the statistics are in it; locust's own report (about
+    # 1 MB of script each) stays beside it, named by its path in the project, never linked by a local URL.
+    try:
+        kept = result.html_report.resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        kept = result.html_report.name
     report_extra(html=f'<div><b>{html.escape(result.name)}</b>: {result.requests_sent} requests in '
-                      f'{result.wall_seconds:.0f} s; <a href="{link}">locust report</a></div>{result.chart_svg}')
+                      f'{result.wall_seconds:.0f} s; locust\'s own report: <code>{html.escape(kept)}</code></div>'
+                      f'{result.chart_svg}')
     report_extra(text=result.verdict_text + "\n\n" + result.stats_text, name=f"locust statistics ({result.name})")
 
 

@@ -6,6 +6,7 @@ Reporting, summary.py). Every text added here passes through `secrets.mask`.
 from __future__ import annotations
 
 import html
+import json
 
 from conformlab import diff, secrets
 from conformlab.plugin.summary import SUMMARY_NOTES, Reporting, check_names, properties
@@ -22,7 +23,17 @@ class HtmlReport:
 
     def __init__(self, reporting: Reporting, targets):
         self.reporting = reporting
+        self.targets = targets
         self.target_names = [t.name for t in targets]
+        self.evidence: dict[tuple[str, str], str] = {}  # (target, requirement) -> the check with its exchanges
+
+    def pytest_runtest_logreport(self, report):
+        """Which passing check keeps each requirement's evidence (plugin/outcomes.py), per target."""
+        props = properties(report)
+        if report.when == "call" and props.get("evidence"):
+            target = str(props.get("target", ["?"])[0])
+            for rid in " ".join(props["evidence"]).split():
+                self.evidence.setdefault((target, rid), report.nodeid)
 
     def pytest_html_report_title(self, report):
         report.title = secrets.mask(f"conformlab: {', '.join(self.target_names)}")
@@ -43,7 +54,8 @@ class HtmlReport:
         cells.insert(2, f'<td class="col-requirement" title="{html.escape(secrets.mask(titles))}">{secrets.mask(shown)}{badge}</td>')
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
-        self._baseline_comparison(prefix, session)  # first: the very top of the report
+        self._baseline_comparison(prefix, session)  # the very top of the report ...
+        prefix.insert(0, self._verdicts_per_target(session))  # ... after the verdict of each target
         reporting = self.reporting
         esc = lambda text: html.escape(secrets.mask(str(text)))  # noqa: E731 -- every text added is masked
         if reporting.findings:
@@ -74,11 +86,13 @@ class HtmlReport:
         for row in rows:
             verdict, req = row.verdict, known.get(row.rid)
             checks = ", ".join(f"{n} {kind}" for kind, n in verdict.counts.items())
+            shown = self.evidence.get((row.target, row.rid))
+            evidence = f"<br><small>exchanges: see {esc(check_names([shown], 1))} below</small>" if shown else ""
             waived = f"<br><small>{esc(reporting.waiver_text(row))}</small>" if verdict.waived else ""
             source = esc(f"{req.source}, {req.section}" if req else "")
             lines.append(f'<tr><td>{esc(row.target)}</td><td><b>{esc(row.rid)}</b></td>'
                          f'<td style="color:{COLOURS[verdict.word]};font-weight:bold">{verdict.word}{waived}</td>'
-                         f"<td>{esc(req.text if req else '')}<br><small>{source}</small></td><td>{esc(checks)}</td>"
+                         f"<td>{esc(req.text if req else '')}<br><small>{source}</small></td><td>{esc(checks)}{evidence}</td>"
                          f"<td>{self._details(row, esc)}</td></tr>")
         prefix.append(f"<h2>Requirements</h2><p>{tally} (requirement x target)</p>"
                       '<table style="border-collapse:collapse" border="1" cellpadding="3">'
@@ -113,6 +127,29 @@ class HtmlReport:
                          f'<h2 style="margin:0">Compared with {esc(results.baseline_name)}</h2>'
                          f'<p style="color:{colour};font-weight:bold">{esc(diff.count_line(comparison))}</p>{table}</div>')
 
+    def _verdicts_per_target(self, session) -> str:
+        """What a reader needs first: per target, the device and what it says it is (the identity
+        answer's documented keys: model, firmware), and how many requirements got each verdict."""
+        esc = lambda text: html.escape(secrets.mask(str(text)))  # noqa: E731 -- every text added is masked
+        results = session.config.pluginmanager.get_plugin("conformlab-results")
+        identities = getattr(results, "identities", {}) or {}
+        rows = self.reporting.requirement_rows()
+        lines = []
+        for target in self.targets:
+            mine = [r for r in rows if r.target == target.name]
+            counts = {word: sum(1 for r in mine if r.verdict.word == word) for word in VERDICTS}
+            tally = ", ".join(f'<span style="color:{COLOURS[w]};font-weight:bold">{n} {w}</span>'
+                              for w, n in counts.items() if n) or "no verdict"
+            answer = (identities.get(target.name) or {}).get("answer") or {}
+            keys = target.profile.identity.keys if target.profile.identity else ()
+            said = "; ".join(f"{key}: {_short(answer[key])}" for key in keys if key in answer) or "did not say"
+            where = target.base_url or "bundled emulator"
+            lines.append(f"<tr><td><b>{esc(target.name)}</b></td><td>{esc(target.profile.title)} at {esc(where)}</td>"
+                         f"<td>{esc(said)}</td><td>{tally}</td></tr>")
+        return ('<h2>Verdict per target</h2><table style="border-collapse:collapse" border="1" cellpadding="3">'
+                "<tr><th>Target</th><th>Device</th><th>What it says it is</th><th>Requirements</th></tr>"
+                + "".join(lines) + "</table>")
+
     @staticmethod
     def _details(row: Row, esc) -> str:
         if row.verdict.word == UNEXPECTED_PASS:
@@ -124,3 +161,9 @@ class HtmlReport:
             items.append(f"<li><b>{esc(what)}</b> ({len(reason.checks)}): {esc(reason.reason)}"
                          + (f"<br><small>{names}</small>" if names else "") + "</li>")
         return f'<ul style="margin:0;padding-left:16px">{"".join(items)}</ul>' if items else ""
+
+
+def _short(value, limit: int = 80) -> str:
+    """An identity value in one short line (an object as compact JSON)."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -16,6 +16,10 @@ from conformlab.plugin.options import is_active
 from conformlab.requirements import all_requirements
 
 SHOWN_EXCHANGES = 12  # the last exchanges of a failing check shown in its report
+EVIDENCE_EXCHANGES = 3  # the last exchanges of a passing check kept as a requirement's evidence
+# (target, requirement) that already have a passing check's exchanges as evidence, on this process (a
+# target's checks all run on one process: its evidence is kept once, not for every check).
+_evidenced: set[tuple[str, str]] = set()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # pytest-html's wrapper is outside it: masking.py masks again later
@@ -30,6 +34,8 @@ def pytest_runtest_makereport(item, call):
     verdicts.judge_phase(item, call, report, requirement_ids(item), target_of(item), cite=_cite)
     if call.when == "call":
         _attach_extras(item, report)
+        if recorded and report.passed:
+            _keep_evidence(item, report, *recorded)
     # Every registered secret masked in what the report carries (longrepr of any kind, sections,
     # properties, extras). Plugins that write later are masked again by conformlab.masking.
     masking.mask_report(report)
@@ -46,6 +52,25 @@ def _add_exchanges(report, client, mark) -> None:
         text = f"({len(exchanges) - len(shown)} earlier exchanges not shown)\n\n" + text
     report.sections.append(("device exchanges", text))
     report.sections.append(("reproduce the last request", curl_line(shown[-1])))
+
+
+def _keep_evidence(item, report, client, mark) -> None:
+    """"How do you know it works?": the first passing check of each requirement on a target keeps its
+    last exchanges in its report (a text extra), and says for which requirements (property "evidence")."""
+    target = target_of(item)
+    name = getattr(target, "name", None)
+    fresh = [rid for rid in requirement_ids(item) if name and (name, rid) not in _evidenced]
+    exchanges = client.since(mark)[-EVIDENCE_EXCHANGES:]
+    if not fresh or not exchanges:
+        return
+    _evidenced.update((name, rid) for rid in fresh)
+    report.user_properties.append(("evidence", " ".join(fresh)))
+    try:
+        from pytest_html import extras
+    except ImportError:
+        return
+    text = "\n\n".join(render_exchange(ex) for ex in exchanges) + "\n\nreproduce: " + curl_line(exchanges[-1])
+    report.extras = [*getattr(report, "extras", []), extras.text(text, name=f"evidence of {', '.join(fresh)}")]
 
 
 def _cite(rid: str) -> str:
