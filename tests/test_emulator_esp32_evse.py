@@ -846,6 +846,8 @@ PROBES = {
     "state_current_as_string": (lambda e: aget(e, "/state").json()["chargingCurrent"], 16.0, "16.0"),
     "log_index_ignored": (lambda e: len(aget(e, "/log", params={"index": 2}).text.splitlines()), 1, 3),
     "combined_config_post": (lambda e: apost(e, "/config", {"modbus": {"unitId": 5}}).status_code, 404, 200),
+    # the build date says mid-2026 firmware, whose WebDAV checks credentials (NOTES.md); it stays open
+    "dav_open_on_new_firmware": (lambda e: aget(e, "/info").json()["appDate"], "Feb 21 2025", "Sep 12 2026"),
 }
 
 

@@ -131,6 +131,7 @@ def test_class_attributes():
     ({"disabled_endpoints": ["/api/nope"]}, "not documented"),
     ({"disabled_endpoints": ["/sysupgrade"]}, "not documented"),  # paths carry the /api prefix
     ({"disabled_endpoints": [1]}, "list of endpoint paths"),
+    ({"firmware": "beta"}, "a version such as"),
 ])
 def test_constructor_refuses_bad_arguments(kwargs, word):
     with pytest.raises(ValueError, match=word):
@@ -215,6 +216,20 @@ def test_head_and_methods(emu):
         assert_error(response, 405)
         assert response.headers["Allow"] == "POST"
     assert_error(call(emu, "DELETE", "/devices"), 405)
+
+
+def test_firmware_before_1_8_lacks_the_endpoints_with_files_or_field_data():
+    """"* Endpoints accepting files / ** Endpoints accepting field data (requires WCC Lite firmware version
+    1.8 or newer)": an older gateway answers them as unknown paths, whatever the method; the others serve."""
+    emulator = WccLiteEmulator(auth={"api_key": API_KEY}, firmware="1.7.4")
+    with serve(emulator, host="127.0.0.1", port=0) as old:
+        for path in ("/sync", "/sysupgrade", "/device/info", "/device/tags", "/device/tag/value"):
+            for method in ("GET", "POST"):
+                assert_error(call(old, method, path), 404, "Not found")
+        assert get(old, "/devices").status_code == 200
+        assert get(old, "/systemInfo").json()["firmware_version"] == "1.7.4"
+    with start() as current:
+        assert call(current, "POST", "/device/info").status_code == 400  # there: a missing alias is refused
 
 
 def test_unknown_paths(emu):

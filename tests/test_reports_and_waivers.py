@@ -48,7 +48,9 @@ def test_every_run_writes_a_self_contained_html_and_junit_report(tmp_path):
         assert "file://" not in html and str(ROOT) not in html, "one file to mail: no local path, no local link"
         # It opens with the verdict per target: the device, what it says it is (the identity answer), the counts.
         top = html.index("Verdict per target")
-        assert top < html.index("<h2>Requirements</h2>") and "appVersion: " in html[top:html.index("<h2>Requirements</h2>")]
+        # What the device says it is: the firmware its GET /info reported (appVersion, appDate), the chip.
+        said = html[top:html.index("<h2>Requirements</h2>")]
+        assert "firmware v1.1.0; built 2025-02-21; idfVersion: v5.4.1; chip: esp32" in said, said[:2000]
         # "How do you know it works?": a passing check of each requirement keeps its exchanges.
         assert "exchanges: see " in html and re.search(r"evidence of [A-Z0-9, -]*EVSE-AUTH-401", html)
         xml = xml_path.read_text()

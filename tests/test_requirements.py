@@ -45,3 +45,22 @@ def test_every_requirement_names_its_source():
         assert req.text and req.section, rid
         known = {"conformlab", "NOTES.md"} | {p.document for p in PROFILES.values()}
         assert req.source in known, f"{rid}: unknown source {req.source}"
+
+
+CONFLICTS = {"EVSE-CFG-SCHED-TZ-POSIX", "EVSE-DAV-NOAUTH", "WCC-DEVICES-KEY"}  # NOTES.md: the pages disagree
+
+
+def test_each_side_of_a_conflict_quotes_its_source_and_a_check_records_it():
+    """A CONFLICT entry shows both sentences: each reading's text is a quote of its document or of
+    NOTES.md (whitespace collapsed), and a check of the requirement says which one the device follows."""
+    from vendor_docs import DOCS
+
+    flat = {path.name: " ".join(path.read_text(encoding="utf-8").split()) for path in DOCS.iterdir()}
+    conflicting = {rid: req for rid, req in all_requirements().items() if req.conflict}
+    assert set(conflicting) == CONFLICTS
+    checks = [p.read_text() for p in (ROOT / "suites").glob("*/test_*.py")]
+    for rid, req in conflicting.items():
+        for reading in req.conflict:
+            assert reading.text in flat[reading.source], f"{rid} {reading.name}: not a quote of {reading.source}"
+        assert any(f'"{rid}"' in text and ".follows(" in text for text in checks), (
+            f"{rid}: no check records which reading the device follows")

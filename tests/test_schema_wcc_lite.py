@@ -23,10 +23,10 @@ from conformlab.emulators.server import serve
 from conformlab.emulators.wcc_lite import WccLiteEmulator, build_image, build_workbook
 from conformlab.schema import DeviceSchema
 from openapi_doc import _op, _operations, _resolve, built_operations, canned_response, conforms, request_validator, response_validator, schema_fixtures, reading_marks
+from vendor_docs import DOCS  # the bundled copies of the vendor documents
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "schemas" / "wcc-lite.yaml"
-DOCS = ROOT.parent / "shared" / "docs"
 DOCUMENT_PATH = DOCS / "wcc-lite-api.txt"
 API_KEY = "conformlab-wcc-key-1"
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
@@ -117,7 +117,7 @@ def test_the_harness_schema_loader_reads_it(device_schema):
 def test_x_conformlab_keys(doc):
     for method, path, op in _operations(doc):
         ext = op["x-conformlab"]
-        assert set(ext) <= {"access", "destructive", "fuzz", "fields", "restarts"}, f"{method} {path}: {ext}"
+        assert set(ext) <= {"access", "destructive", "fuzz", "fields", "restarts", "since_firmware"}, f"{method} {path}: {ext}"
         assert ext["access"] == "api_key"
         # Only a started firmware upgrade restarts the gateway; /sync restarts the protocol hub service
         # and the HTTP API stays up.

@@ -20,10 +20,10 @@ import yaml
 
 from conformlab.schema import DeviceSchema
 from openapi_doc import _operations, _resolve, built_operations, forbidden_additional_properties, request_validator, schema_fixtures, reading_marks
+from vendor_docs import DOCS  # the bundled copies of the vendor documents
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "schemas" / "wisdm.yaml"
-DOCS = ROOT.parent / "shared" / "docs"
 DOCUMENT_PATH = DOCS / "wisdm-api.txt"
 needs_document = pytest.mark.skipif(not DOCUMENT_PATH.exists(), reason="the vendor documents are not next to the checkout")
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")

@@ -267,3 +267,16 @@ def test_waiver_problems_are_one_line(tmp_path, waive, expected):
     with pytest.raises(TargetsError) as exc:
         waiving(tmp_path, waive)
     assert expected in str(exc.value) and "\n" not in str(exc.value)
+
+
+# -- firmware: what a device that does not report it runs -------------------------------------------
+
+
+def test_firmware_key_is_the_version_as_a_string(tmp_path):
+    text = GOOD.replace('timeout = 5', 'timeout = 5\n    firmware = "1.8.2"')
+    [lab] = load_targets(write(tmp_path, text), ["evse-lab"], environ={"EVSE_PASSWORD": "x"})
+    assert lab.firmware == "1.8.2"
+    for bad in ("firmware = 18", 'firmware = ""'):
+        with pytest.raises(TargetsError, match='key "firmware" must be the version the device runs'):
+            load_targets(write(tmp_path, GOOD.replace('timeout = 5', f'timeout = 5\n    {bad}')), ["evse-lab"],
+                         environ={"EVSE_PASSWORD": "x"})

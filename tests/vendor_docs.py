@@ -1,4 +1,6 @@
-"""The vendor documents, for tests that check quotes against them (../shared/docs beside the checkout)."""
+"""The vendor documents, for tests that check quotes against them: the copies bundled with the package
+(src/conformlab/documents, so a fresh clone checks them too), which must equal ../shared/docs beside the
+checkout where it exists (tests/test_annotated_document.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[2] / "shared" / "docs"
+SHARED_DOCS = Path(__file__).resolve().parents[2] / "shared" / "docs"
+DOCS = Path(__file__).resolve().parents[1] / "src" / "conformlab" / "documents"
 
 
 def assert_faults_quote_the_documents(faults: dict[str, str], document: str) -> None:

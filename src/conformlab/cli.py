@@ -5,6 +5,7 @@
     conformlab faults DEVICE
     conformlab restore TARGET [--targets-file PATH]
     conformlab diff OLD.json NEW.json [--markdown]
+    conformlab check-report REPORT.html [--viewport 1366x768] [--timeout S] [--screenshot PNG]
 
 `emulate` prints one line `READY http://HOST:PORT` once the emulator accepts connections (with
 --tls: `READY https://HOST:PORT CA=PATH`, the throwaway test CA's certificate to verify it with), then
@@ -20,6 +21,12 @@ gives one line on stderr and exit status 1, and the journal is kept.
 requirement what regressed, was fixed, changed verdict otherwise, appeared or disappeared, and the
 device identity values that differ; `--markdown` gives a pull-request comment. Exit status 1 when
 anything regressed, 0 otherwise, 2 (one line on stderr) for a file that is no valid results file.
+
+`check-report` opens an HTML report in headless Chromium (conformlab.report_check) and prints one
+line per problem a reader would meet (console or page errors, requests beyond the file, the verdict
+summary not in the first screen) and a summary line: size, render time, errors, where the verdict
+summary stands. Exit status 1 when anything is wrong, 0 otherwise, 2 (one line on stderr) for a
+missing file or a missing browser (which package to install).
 """
 
 from __future__ import annotations
@@ -69,7 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("old", metavar="OLD.json", help="the earlier run's results file")
     diff.add_argument("new", metavar="NEW.json", help="the later run's results file")
     diff.add_argument("--markdown", action="store_true", help="a summary fit for a pull-request comment")
+
+    check = commands.add_parser("check-report", help="open an HTML report in headless Chromium: what is wrong")
+    check.add_argument("report", metavar="REPORT.html", help="a pytest-html report of a run")
+    check.add_argument("--viewport", type=parse_viewport, default=(1366, 768), metavar="WxH",
+                       help="the first screen the verdict summary must be in (default 1366x768)")
+    check.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                       help="seconds for the whole check (default 120)")
+    check.add_argument("--screenshot", metavar="PNG", help="save the first screen as a PNG file")
     return parser
+
+
+def parse_viewport(text: str) -> tuple[int, int]:
+    width, sep, height = text.partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1366x768, not {text!r}")
+    return int(width), int(height)
 
 
 def parse_auth(items: Sequence[str]) -> dict[str, str] | None:
@@ -183,9 +205,28 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if diff.regressed(comparison) else 0
 
 
+def cmd_check_report(args: argparse.Namespace) -> int:
+    from conformlab import secrets
+    from conformlab.report_check import BrowserUnavailable, check_report
+
+    try:
+        check = check_report(args.report, viewport=args.viewport, timeout=args.timeout, screenshot=args.screenshot)
+    except (FileNotFoundError, BrowserUnavailable) as exc:
+        raise CliError(str(exc)) from None
+    except TimeoutError as exc:  # a report too big to load in time is a problem of the report
+        print(secrets.mask(str(exc)))
+        return 1
+    problems = check.problems()
+    for line in problems:  # texts of the page: masked like every other output, one line each
+        print(secrets.mask(line).replace("\n", " "))
+    print(check.summary())
+    return 1 if problems else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"faults": cmd_faults, "emulate": cmd_emulate, "restore": cmd_restore, "diff": cmd_diff}
+    commands = {"faults": cmd_faults, "emulate": cmd_emulate, "restore": cmd_restore, "diff": cmd_diff,
+                "check-report": cmd_check_report}
     try:
         return commands[args.command](args)
     except CliError as exc:

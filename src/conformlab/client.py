@@ -369,6 +369,22 @@ def bounded_session(timeout: float, *, max_answer_bytes: int = MAX_ANSWER_BYTES,
 
 # -- the device client ---------------------------------------------------------------------------
 
+# Told of every wait of this process's clients, for the run's progress (conformlab.plugin.progress):
+# on_wait(seconds, why) when a request is held back, on_wait(0, "") when it goes on. It must not raise.
+on_wait: Callable[[float, str], None] | None = None
+
+
+def _wait(seconds: float, why: str) -> None:
+    """time.sleep(seconds), told to `on_wait`."""
+    told = on_wait
+    if told is not None:
+        told(seconds, why)
+    try:
+        time.sleep(seconds)
+    finally:
+        if told is not None:
+            told(0.0, "")
+
 
 class Pacer:
     """Keeps requests under a sliding-window budget (requests per seconds), shared by the session.
@@ -380,6 +396,7 @@ class Pacer:
     def __init__(self, budget: RateBudget, margin: int = 1):
         self.limit = max(1, budget.requests - margin)
         self.window = budget.seconds
+        self.why = f"rate budget {budget.requests} requests per {budget.seconds:g} s"  # its waits, told to on_wait
         self.sent: deque[list[float]] = deque()  # [moment] per request in the window, oldest first
         self.lock = threading.Lock()
         self.waited = 0.0
@@ -397,7 +414,7 @@ class Pacer:
                     return slot
                 pause = self.window - (now - self.sent[0][0]) + 0.01
                 self.waited += pause
-                time.sleep(pause)
+                _wait(pause, self.why)
 
     def answered(self, slot: list[float]) -> None:
         slot[0] = time.monotonic()
@@ -425,7 +442,7 @@ class Pacer:
             if pause > 0:
                 pause += 0.1  # the device's clock starts the window when the request arrives
                 self.waited += pause
-                time.sleep(pause)
+                _wait(pause, f"{self.why}, refilling")
             self.sent.clear()
 
 
@@ -555,7 +572,8 @@ class DeviceClient:
                 if delay is None or attempt == 2 or not self._honours_retry_after():
                     break
                 self.note(request.method, request.url, f"{response.status_code}: waited {delay:g} s (Retry-After) and retried")
-                time.sleep(delay)
+                asked = response.headers["Retry-After"].strip()[:16]  # a number (_retry_after read it); bounded
+                _wait(delay, f"the device answered {response.status_code} with Retry-After: {asked}")
                 if self.pacer:
                     self.pacer.refill()
             if response.status_code < 300 and not self._polling:

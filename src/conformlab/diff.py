@@ -7,12 +7,14 @@ show it; `regressed` is what the exit status of the command says.
 - REGRESSED: a requirement that was not FAIL is FAIL now, or one that was not UNEXPECTED PASS is now
   (a waiver gone stale fails a run too).
 - FIXED: FAIL before, and now PASS, PARTIAL, NOT APPLICABLE or WAIVED.
-- CHANGED: any other change of the verdict word (PASS -> ERROR, PARTIAL -> NOT VERIFIED, ...).
+- CHANGED: any other change of the verdict word (PASS -> ERROR, PARTIAL -> NOT VERIFIED, ...), and
+  a CONFLICT entry whose device now follows the other reading of the vendor's pages.
 - APPEARED / DISAPPEARED: a requirement, or a whole target, in one file only.
 - IDENTITY: per target, the firmware and model values of the device's identity answer that differ
   (its top-level values whose key names a version, firmware, model, device, chip, build or date; and
   such name/value entries of a top-level list, like the WattWächter's `esp` list). Uptimes, heap and
-  temperatures differ from run to run and are left out: the same run twice shows no change.
+  temperatures differ from run to run and are left out: the same run twice shows no change. The
+  firmware version and build date the rules were judged by ("firmware" member) count too.
 
 Nothing here prints a secret: the files are masked when written, and every rendered text passes
 through `conformlab.secrets.mask` once more.
@@ -126,7 +128,17 @@ def _identity_values(target: dict) -> dict[str, str]:
                 if (isinstance(entry, dict) and isinstance(entry.get("name"), str)
                         and _IDENTITY_KEY.search(entry["name"]) and "value" in entry):
                     values[f"{key}.{entry['name']}"] = str(entry["value"])
+    firmware = target.get("firmware") or {}
+    for key in ("version", "built"):  # what the rules were judged by (a targets file's `firmware` too)
+        if firmware.get(key) is not None:
+            values[f"firmware {key}"] = str(firmware[key])
     return values
+
+
+def _followed(requirement: dict) -> str:
+    """A CONFLICT entry's verdict with the readings the device follows ("PASS, follows IANA")."""
+    follows = (requirement.get("conflict") or {}).get("follows") or []
+    return requirement["verdict"] + (f", follows {' and '.join(follows)}" if follows else "")
 
 
 def _kind(old: str, new: str) -> str | None:
@@ -165,6 +177,10 @@ def compare(old: dict, new: dict) -> Comparison:
             elif kind := _kind(was["verdict"], now["verdict"]):
                 why = _why(now) or (f"was: {_why(was)}" if _why(was) else "")
                 changes.append(Change(kind, name, rid, was["verdict"], now["verdict"], why,
+                                      _line(now.get("text") or was.get("text"))))
+            elif _followed(was) != _followed(now):  # same verdict, the other side of the vendor's pages
+                changes.append(Change(CHANGED, name, rid, _followed(was), _followed(now),
+                                      "the device follows another reading where the vendor's pages disagree",
                                       _line(now.get("text") or was.get("text"))))
         old_id, new_id = _identity_values(before), _identity_values(after)
         for key in sorted(old_id.keys() | new_id.keys()):

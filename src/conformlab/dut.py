@@ -15,9 +15,10 @@ import time
 
 import requests
 
-from conformlab import interrupt, secrets
+from conformlab import firmware, interrupt, secrets
 from conformlab.client import DeviceClient, DeviceError, DeviceWentAway, expect_json
 from conformlab.journal import NOTICES, Journal, JournalError
+from conformlab.requirements import requirement
 from conformlab.schema import DeviceSchema, Operation, device_schema
 from conformlab.targets import Target
 from conformlab.verdicts import not_verified
@@ -50,6 +51,9 @@ class DeviceUnderTest:
         self.unusable_reported = False
         self.outages: list[float] = []  # seconds the device was away by itself (a reboot the harness did not cause)
         self.identity: dict | None = None  # the identity endpoint's answer: what the device says it is
+        self.firmware: firmware.Firmware = firmware.UNKNOWN  # what it runs (read_firmware, at the start)
+        self.capabilities: dict | None = None  # what the device declares it has (the profile's capabilities GET)
+        self.record = lambda name, value: None  # the running check's user-property recorder (set by the fixture)
 
     # -- what the target allows ---------------------------------------------------------------
 
@@ -79,6 +83,54 @@ class DeviceUnderTest:
             raise AssertionError(f"{what} (this project's reading, binding on its own emulator)")
         self.notice(f"{what}; the document does not settle this, so it is a notice, not a failure")
         return False
+
+    # -- what the document leaves to the firmware, and where its pages disagree -----------------------
+
+    def read_firmware(self) -> None:
+        """What firmware the device runs: its documented answer (the identity's, or one GET of the
+        profile's firmware endpoint), else the target's `firmware` key (conformlab.firmware)."""
+        report = self.profile.firmware
+        found = None
+        if report is not None:
+            answer = self.identity if self.profile.identity and report.path == self.profile.identity.path else None
+            if answer is None:
+                try:
+                    response = self.client.get(report.path)
+                    answer = response.json() if response.status_code == 200 else None
+                except (ValueError, requests.RequestException, DeviceError):
+                    answer = None
+            found = firmware.from_answer(report, answer, f"GET {self.profile.prefix}{report.path}")
+        if found is None and self.target.firmware:
+            found = firmware.declared(self.target.firmware)
+        elif found is not None and self.target.firmware and found.version != self.target.firmware:
+            NOTICES.append(f"the targets file says firmware {self.target.firmware!r}, the device reports "
+                           f"{found.version!r}: the device's word is used")
+        self.firmware = found or firmware.UNKNOWN
+
+    def read_capabilities(self) -> None:
+        """What the device declares it has (EVSE: GET /board-config), kept for the results file."""
+        path = self.profile.capabilities
+        if path is None:
+            return
+        try:
+            response = self.client.get(path)
+            body = response.json() if response.status_code == 200 else None
+        except (ValueError, requests.RequestException, DeviceError):
+            body = None
+        self.capabilities = body if isinstance(body, dict) else None
+
+    def firmware_rule(self, rule: str) -> None:
+        """Say which firmware-dependent rule of the document this check judged by: the reports show it,
+        with the firmware and where it was read, beside the verdicts of the check's requirements."""
+        self.record("firmware_rule", f"{rule}; {self.firmware.describe()}")
+
+    def follows(self, rid: str, reading: str) -> None:
+        """Record that the device follows `reading`, one of the readings of a requirement on which the
+        vendor's pages disagree (its `conflict` in requirements.yaml): the CONFLICT entry shows it."""
+        names = [r.name for r in requirement(rid).conflict]
+        if reading not in names:
+            raise ValueError(f"{rid} has no reading {reading!r} (its readings: {names})")
+        self.record("follows", f"{rid} {reading}")
 
     def check_answer(self, op: Operation, response) -> list[str]:
         """Problems of an answer against the schema: on the bundled emulators every constraint, on

@@ -16,6 +16,7 @@ from typing import Callable
 from requests.auth import AuthBase
 
 from conformlab import near_miss, scoped_keys
+from conformlab.firmware import FirmwareReport
 from conformlab.auth import BasicAuth, BearerAuth, HeaderKeyAuth, SaltLoginSession, basic_auth, bearer_levels
 
 
@@ -156,6 +157,8 @@ class DeviceProfile:
     snapshot_paths: tuple[str, ...] = ()  # GETs whose answers must be unchanged at the end of a run
     rate_budget: RateBudget | None = None
     identity: Identity | None = None  # probed once at the start of a target's run
+    firmware: FirmwareReport | None = None  # where the device says which firmware it runs (conformlab.firmware)
+    capabilities: str | None = None  # a documented GET of what the device declares it has (kept in the results)
     target_options: dict[str, Callable[[object], str | None]] = field(default_factory=dict)  # device-specific keys
     emulator_only_options: frozenset[str] = frozenset()  # of those, the ones that configure an emulator
     # Credentials that are almost the configured ones, which the device must refuse like wrong ones:
@@ -177,6 +180,8 @@ ESP32_EVSE = DeviceProfile(
     name="esp32-evse",
     title="ESP32 EVSE",
     identity=Identity("/info", ("appVersion", "idfVersion", "chip")),
+    firmware=FirmwareReport("/info", "appVersion", date="appDate"),
+    capabilities="/board-config",
     prefix="/api/v1",
     schema="esp32-evse.yaml",
     suite="esp32_evse",
@@ -225,6 +230,7 @@ WATTWAECHTER = DeviceProfile(
     name="wattwaechter",
     title="WattWächter",
     identity=Identity("/system/info", ("esp", "heap")),
+    firmware=FirmwareReport("/system/alive", "version"),  # NOTES.md: {"alive": true, "version": "..."}
     prefix="/api/v1",
     schema="wattwaechter.yaml",
     suite="wattwaechter",
@@ -353,6 +359,7 @@ OVERVIS_MC252 = DeviceProfile(
     name="overvis-mc252",
     title="Overvis MC252",
     identity=Identity("/version/", ("device", "firmwareVer")),
+    firmware=FirmwareReport("/version/", "firmwareVer", date="releaseDate"),
     prefix="/api",
     schema="overvis-mc252.yaml",
     suite="overvis_mc252",
@@ -427,6 +434,7 @@ WISDM = DeviceProfile(
     name="wisdm",
     title="WisDM",
     identity=Identity("/version", ("version", "commitId")),
+    firmware=FirmwareReport("/version", "version"),
     prefix="/v4",  # "All endpoints are versioned under /v4/"
     schema="wisdm.yaml",
     suite="wisdm",

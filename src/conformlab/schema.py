@@ -83,6 +83,11 @@ class Operation:
         return self.extension.get("restarts")
 
     @property
+    def since_firmware(self) -> str | None:
+        """The firmware version the document says the operation needs (conformlab.firmware), if any."""
+        return self.extension.get("since_firmware")
+
+    @property
     def restart_within(self) -> float:
         return float(self.extension.get("restart_within", 5))
 

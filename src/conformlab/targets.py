@@ -34,7 +34,7 @@ from conformlab.client import origin_of
 from conformlab.profiles import PROFILES
 
 COMMON_KEYS = {"device", "base_url", "emulator", "faults", "destructive", "timeout", "waive", "auth",
-               "restart_timeout", "reading", "boot_seconds", "tls", "ca_bundle"}
+               "restart_timeout", "reading", "boot_seconds", "tls", "ca_bundle", "firmware"}
 DEFAULT_TIMEOUT = 10.0
 # How long a device may take to go down and come back after a request that restarts it (real
 # controllers take seconds to minutes to boot; a device not back by then ends the target's run).
@@ -94,6 +94,7 @@ class Target:
     boot_seconds: float = DEFAULT_BOOT_SECONDS  # emulator targets only
     tls: bool = False  # emulator targets only: serve HTTPS with a throwaway test CA's certificate
     ca_bundle: str | None = None  # a private CA (PEM file) that an https device's certificate is verified with
+    firmware: str | None = None  # the firmware the device runs, for a device that does not report it (WCC Lite)
 
     @property
     def waive(self) -> tuple[str, ...]:
@@ -285,6 +286,10 @@ def _parse_target(path: Path, name: str, table) -> Target:
     if problem:
         raise TargetsError(f"{where}: key \"auth\": {problem}")
 
+    firmware = table.get("firmware")
+    if firmware is not None and (not isinstance(firmware, str) or not firmware.strip()):
+        raise TargetsError(f'{where}: key "firmware" must be the version the device runs, as a string (e.g. "1.8.2")')
+
     options = {}
     for key, check in profile.target_options.items():
         if key in table:
@@ -299,7 +304,7 @@ def _parse_target(path: Path, name: str, table) -> Target:
         name=name, device=device, base_url=base_url, emulator=emulator, faults=tuple(faults),
         destructive=destructive, timeout=float(timeout), waivers=waivers, auth=dict(auth), options=options,
         restart_timeout=float(restart_timeout), reading=reading, boot_seconds=float(boot_seconds),
-        tls=tls, ca_bundle=ca_bundle,
+        tls=tls, ca_bundle=ca_bundle, firmware=firmware,
     )
 
 

@@ -302,7 +302,7 @@ def test_unknown_timezone_refused_400(device, zone):
 def test_timezone_follows_one_of_the_vendor_pages(device, posix, iana):
     """The REST page says a POSIX TZ string, the vendor's scheduler page an IANA zone name (NOTES.md:
     the pages disagree; current firmware takes only IANA names). Neither reading fails a device: it
-    must take the zone in one of the two forms, and which one it follows is reported as a notice.
+    must take the zone in one of the two forms, and which one it follows is the CONFLICT entry's.
     This project's emulator follows the REST page (POSIX): binding on it alone."""
     op = SCHEMA.operation("POST", "/config/scheduler")
     taken = {}
@@ -313,7 +313,8 @@ def test_timezone_follows_one_of_the_vendor_pages(device, posix, iana):
     assert any(taken.values()), (
         f"the timezone was taken in neither documented form: {posix!r} (the REST page's POSIX TZ string) nor "
         f"{iana!r} (the scheduler page's IANA zone name)")
-    followed = " and ".join(form for form, ok in taken.items() if ok)
-    device.notice(f"timezone: the device takes the {followed}; the vendor's pages disagree (NOTES.md)")
+    for form, ok in taken.items():
+        if ok:
+            device.follows("EVSE-CFG-SCHED-TZ-POSIX", form.split()[0])  # the CONFLICT entry says which
     device.reading(taken["POSIX TZ string (REST page)"],
                    f"{posix!r} was not taken: the device follows the scheduler page (IANA names), the reading the REST page (POSIX)")

@@ -1,13 +1,20 @@
 """WebDAV under /dav/ (outside the REST prefix): the documented methods, and the documented hole.
 
-The REST page says the WebDAV handlers perform no credential check. That is checked as documented
-(so a device that behaves that way passes) and reported as a security finding that stands out in
-the report. NOTES.md: firmware from mid-2026 on does check credentials there: which behaviour a device
-shows depends on its firmware, so neither fails it; the newer behaviour is reported as a notice.
+The REST page says the WebDAV handlers perform no credential check; NOTES.md: firmware from mid-2026
+on checks the HTTP Basic credentials there too, and which behaviour a device shows depends on its
+firmware. So the check judges by the firmware the device reports (GET /info: appDate, its build date),
+records which rule applied, and the CONFLICT entry says which page the device follows. An open WebDAV
+is a security finding that stands out in the report wherever it is seen.
+
+"Mid-2026" is not a day. This project's reading of it: firmware built before June 2026 is judged by the
+REST page (open; a check of the credentials there is safer than the page says: a notice, not a
+failure), firmware built from August 2026 on by NOTES.md (credentials checked: an open WebDAV fails),
+and firmware built in June or July 2026, or with no build date, may show either.
 """
 
 from __future__ import annotations
 
+import datetime
 import secrets as random_secrets
 from xml.etree import ElementTree
 
@@ -15,6 +22,9 @@ import pytest
 
 from conformlab.checks import answer
 from conformlab.verdicts import not_applicable
+
+CHECKS_CREDENTIALS_FROM = datetime.date(2026, 8, 1)  # built on or after: NOTES.md's rule binds
+OPEN_BEFORE = datetime.date(2026, 6, 1)  # built before: the REST page's rule binds
 
 DAV = "/dav/"
 # The document says only that the methods are supported: a method that works answers 2xx and has its
@@ -73,22 +83,34 @@ def test_webdav_methods_round_trip(device, scratch):
 
 
 @pytest.mark.req("EVSE-DAV-NOAUTH")
-def test_webdav_performs_no_credential_check(device, scratch, security_finding):
+def test_webdav_credentials_as_the_firmware_dictates(device, scratch, security_finding):
     if not device.has_credentials:
         not_applicable("the target has no credentials set: REST and WebDAV are both open, there is no hole to show")
+    rid, built = "EVSE-DAV-NOAUTH", device.firmware.built
+    checks_credentials = device.firmware.built_on_or_after(CHECKS_CREDENTIALS_FROM)
+    if checks_credentials:
+        device.firmware_rule("NOTES.md binds (built from August 2026 on): WebDAV checks the credentials")
+    elif built is not None and built < OPEN_BEFORE:
+        device.firmware_rule("the REST page binds (built before June 2026): WebDAV performs no credential check")
+    else:
+        when = "no build date reported" if built is None else "built in mid-2026 (June or July)"
+        device.firmware_rule(f"either page ({when}): WebDAV open or checking the credentials")
     listing = dav(device, "PROPFIND", DAV, headers={"Depth": "1"}, auth=None)
     written = dav(device, "MKCOL", scratch, auth=None)
     if listing.status_code == 207:
+        device.follows(rid, "no-check")
         security_finding(
             f"WebDAV under /dav/ answers without credentials (PROPFIND {listing.status_code}, MKCOL {written.status_code}) "
             "while the REST API requires them: anyone on the network can read, upload, overwrite or delete files, "
             "including Lua scripts. This is the document's own warning (EVSE-DAV-NOAUTH).")
+        assert not checks_credentials, (
+            f"PROPFIND /dav/ without credentials answered 207 on firmware built {built}: NOTES.md, \"Firmware from "
+            f"mid-2026 on checks the HTTP Basic credentials on WebDAV too.\"")
         return
-    version = device.read("/info").get("appVersion")
-    # NOTES.md: firmware from mid-2026 on checks the HTTP Basic credentials on WebDAV too; which behaviour
-    # a device shows depends on its firmware version. Not a failure: the newer, safer behaviour, noted.
     assert listing.status_code == 401, (
         f"PROPFIND /dav/ without credentials answered {listing.status_code}: neither the REST page's behaviour "
         f"(no credential check: 207) nor the newer firmware's (NOTES.md: the Basic credentials are checked: 401)")
-    device.notice(f"WebDAV under /dav/ checks the HTTP Basic credentials (PROPFIND without them: {listing.status_code}, "
-                  f"firmware {version}): the newer firmware's behaviour (NOTES.md), not the REST page's warning")
+    device.follows(rid, "checked")
+    if built is not None and built < OPEN_BEFORE:
+        device.notice(f"WebDAV under /dav/ checks the HTTP Basic credentials on firmware built {built}, before "
+                      "mid-2026: safer than the REST page says (no credential check), not a failure")

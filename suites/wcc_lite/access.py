@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from conformlab.checks import DeviceChecks
 from suites.common.access import DeviceAccess
-from suites.wcc_lite.wcc import PREFIX, call, disabled, served, valid_fields
+from suites.wcc_lite.wcc import call, served, unavailable, valid_fields
 
 # Emulator counters of what a request did once past authorization (an upload taken or turned down);
 # the others count requests of any kind.
@@ -29,9 +29,7 @@ class WccAccess(DeviceAccess):
     near_miss_operations = ("POST /device/info",)
 
     def unavailable(self, device, op):
-        if disabled(device, op):
-            return f"{PREFIX}{op.path} is disabled on {device.target.name} (disabled_endpoints)"
-        return None
+        return unavailable(device, op)
 
     def request(self, device, op, *, served):
         fields = valid_fields(device, op)

@@ -3,8 +3,8 @@ tags and values consistent with each other, aliases refused when missing or unkn
 endpoints serving nothing.
 
 A FAIL quotes a sentence of the page or NOTES.md; what the page leaves open (statuses, media types,
-the shape of answers it does not show, the refusal of an unknown alias with a 4xx, the `Devices`
-spelling) is this project's reading: binding on its own emulator, a notice on any other device."""
+the shape of answers it does not show, the refusal of an unknown alias with a 4xx) is this project's
+reading: binding on its own emulator, a notice on any other device."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from conformlab.checks import answer, ids
 from conformlab.verdicts import not_applicable, requirement
 from suites.wcc_lite.wcc import (
     OPS, PREFIX, SCHEMA, as_status, assert_refused_without_data, call, device_list, devices, disabled, json_body,
-    non_strings, notice_devices_spelling, require_enabled, served, tags_of, valid_fields,
+    devices_key, non_strings, require_enabled, served, tags_of, valid_fields,
 )
 
 READ_OPS = [op for op in OPS if op.path not in ("/sysupgrade", "/sync")]
@@ -38,8 +38,6 @@ def test_answer_matches_the_documented_shape(device, op):
     with requirement("WCC-STRINGS"):
         wrong = non_strings(body) if body is not None else []
         assert not wrong, f"{op}: all values in answers are strings (NOTES.md): {'; '.join(wrong[:5])}"
-    if op.path in ("/device/info", "/devices"):
-        notice_devices_spelling(device, str(op), body)
     # The schema: the page's example keys bind everywhere; what only the reading says is a notice.
     problems = device.check_answer(op, response if response.status_code == 200 else as_status(response, 200))
     assert not problems, "; ".join(problems)
@@ -82,6 +80,24 @@ def test_every_listed_device_can_be_read(device):
         info = json_body(device, call(device, op, {"device_alias": alias}), f"/api/device/info for the listed device {alias}")
         listed = device_list(info)
         assert [d.get("device_alias") for d in listed] == [alias], f"/device/info for {alias} must describe {alias}: {info}"
+
+
+@pytest.mark.req("WCC-DEVICES-KEY")
+def test_device_info_lists_under_the_key_of_one_revision(device):
+    """`Devices` (the current page's example) or `devices` (an older revision, NOTES.md): the revisions
+    disagree, so either passes and the CONFLICT entry says which one the gateway follows; a list under
+    neither key follows no revision of the page."""
+    op = SCHEMA.operation("POST", "/device/info")
+    require_enabled(device, op)
+    listed = devices(device)
+    if not listed:
+        not_applicable("the gateway has no configured device to describe")
+    alias = listed[0]["device_alias"]
+    info = json_body(device, call(device, op, {"device_alias": alias}), f"/api/device/info for {alias}")
+    key = devices_key(info)
+    assert key is not None, (f"/api/device/info for {alias} lists the device under neither `Devices` (the page: "
+                             f'"Devices": [ "device_alias": "INV1", ...) nor `devices` (its older revision, NOTES.md): {info}')
+    device.follows("WCC-DEVICES-KEY", key)
 
 
 @pytest.mark.req("WCC-CONSISTENT", "WCC-ALIASES")

@@ -10,7 +10,7 @@ What the page leaves open, and the suites therefore only read (never fail a devi
 status of an answer (the page gives bodies, never statuses: 200 for data, 4xx for a refusal is the
 reading), the Content-Type of an answer, what a disabled endpoint answers (NOTES.md: neither revision
 says), the shape of the answers the page does not show (/devices, /tags, ...), `Devices` vs
-`devices` (NOTES.md: the revisions disagree; the harness follows the current page's `Devices`)."""
+`devices` (NOTES.md: the revisions disagree; a CONFLICT entry says which one the gateway follows)."""
 
 from __future__ import annotations
 
@@ -37,9 +37,31 @@ def disabled(device: DeviceUnderTest, op: Operation) -> bool:
     return PREFIX + op.path in device.target.options.get("disabled_endpoints", [])
 
 
-def require_enabled(device: DeviceUnderTest, op: Operation) -> None:
+def unavailable(device: DeviceUnderTest, op: Operation) -> str | None:
+    """Why the gateway lacks `op` (its checks are then not applicable), or None: disabled on the
+    target, or newer than its firmware ("Endpoints accepting files / field data (requires WCC Lite
+    firmware version 1.8 or newer)"). The gateway reports no firmware version: the target's `firmware`
+    key says it; without it the endpoints of the table are judged as there. The rule is recorded."""
     if disabled(device, op):
-        not_applicable(f"{PREFIX}{op.path} is disabled on {device.target.name} (disabled_endpoints)")
+        return f"{PREFIX}{op.path} is disabled on {device.target.name} (disabled_endpoints)"
+    since = op.since_firmware
+    if since is None:
+        return None
+    newer = device.firmware.at_least(since)
+    rule = f"the endpoints that take files or field data require firmware {since} or newer: "
+    if newer is False:
+        device.firmware_rule(rule + "not on this firmware")
+        return (f"{PREFIX}{op.path} requires WCC Lite firmware version {since} or newer (the document's table); "
+                f"{device.firmware.describe()}")
+    device.firmware_rule(rule + ("this firmware has them" if newer else
+                                 "judged as there (set `firmware` in the target for an older gateway)"))
+    return None
+
+
+def require_enabled(device: DeviceUnderTest, op: Operation) -> None:
+    reason = unavailable(device, op)
+    if reason:
+        not_applicable(reason)
 
 
 def call(device: DeviceUnderTest, op: Operation, fields: dict | None = None, **kw):
@@ -108,13 +130,12 @@ def device_list(body) -> list[dict]:
     return with_alias(body, "device_alias")
 
 
-def notice_devices_spelling(device: DeviceUnderTest, what: str, body) -> None:
-    """`Devices` vs `devices`: NOTES.md says the revisions of the page disagree, so neither fails a
-    device; say which one the device follows and which one the harness follows."""
-    if isinstance(body, dict) and "devices" in body and "Devices" not in body:
-        device.notice(f"{what} lists the devices under `devices` (the older revision of the page); this "
-                      "harness follows the current page's `Devices`. NOTES.md: the revisions disagree, so "
-                      "neither spelling fails a device")
+def devices_key(body) -> str | None:
+    """Which spelling of the device list's key an answer uses: `Devices` (the current page), `devices`
+    (the older revision, NOTES.md: the revisions disagree, so either is one of the document's readings)."""
+    if isinstance(body, dict):
+        return next((key for key in ("Devices", "devices") if isinstance(body.get(key), list)), None)
+    return None
 
 
 def devices(device: DeviceUnderTest) -> list[dict]:

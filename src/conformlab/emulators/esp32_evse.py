@@ -72,7 +72,8 @@ Every silent choice above that a check depends on, made the other way a conformi
 - a charging current above maxChargingCurrent is clamped to the ceiling (answered OK);
 - a negative session limit means "none" (stored as 0);
 - GET /log/panic with nothing stored answers 200 with an empty body;
-- WebDAV checks the HTTP Basic credentials (firmware from mid-2026 on, NOTES.md);
+- WebDAV checks the HTTP Basic credentials, and GET /info reports a build date (appDate) from
+  September 2026 (firmware from mid-2026 on, NOTES.md);
 - serial dataBits/stopBits are answered as JSON numbers (the table lists 5, 6, 7, 8 and 1, 1.5,
   2); a POST takes numbers or strings;
 - answers carry a few fields the document does not show (GET /info mac, GET /wifi/state hostname,
@@ -102,6 +103,9 @@ from .server import Request, Response
 
 PREFIX = "/api/v1"
 DAV = "/dav"
+# The build date the alternative reports: firmware from mid-2026 on, which checks credentials on WebDAV
+# (NOTES.md); the default reports the document's "Feb 21 2025", firmware whose WebDAV is open.
+NEW_FIRMWARE_DATE = "Sep 12 2026"
 BODY_LIMIT = 51_200  # "50 KB" = 51,200 bytes (NOTES.md)
 # IEC 61851: the pilot PWM cannot offer less than 6 A; read as the lower bound of every current.
 MIN_CURRENT = 6
@@ -163,6 +167,9 @@ FAULTS: dict[str, str] = {
         "optional ?index=<n> for incremental reads (same scheme as /script/output)",
     "combined_config_post":
         "There is no combined POST — write each block to its own endpoint.",
+    # firmware built after mid-2026 (appDate) that still serves WebDAV without credentials
+    "dav_open_on_new_firmware":
+        "Firmware from mid-2026 on checks the HTTP Basic credentials on WebDAV too. (NOTES.md)",
     # Near-miss credentials (conformlab.near_miss): the comparison lets an almost-right one through.
     # the right user with an empty password passes (the password is compared only when one is given)
     "empty_password_accepted": FAILED_CREDENTIAL,
@@ -988,6 +995,8 @@ class Esp32EvseEmulator(DeviceEmulator):
 
     def info(self, req: Request) -> Response:
         extra = {"mac": WIFI_STATE["mac"]} if self.alternative else {}
+        if self.alternative or self.fault("dav_open_on_new_firmware"):
+            extra["appDate"] = NEW_FIRMWARE_DATE
         return Response.json({**INFO, "uptime": int(self.now() - self.booted_at), "appVersion": self.app_version, **extra})
 
     def board_config(self, req: Request) -> Response:

@@ -151,6 +151,7 @@ from typing import Any, Callable
 from . import credentials as compare
 from .core import FORM, NONE, ControlError, DeviceEmulator, MalformedBody, Part, Refused, Route, media_type, multipart_form
 from .server import Request, Response
+from ..firmware import version_numbers
 
 PREFIX = "/api"
 FIRMWARE = "1.8.3"
@@ -256,6 +257,9 @@ ROUTES = tuple(Route(verb, path, handler, FORM if method == "POST" else NONE, ar
                for verb in ((method, "HEAD") if method == "GET" else (method,)))
 DESCRIPTIONS = {PREFIX + path: description for _, path, _, description in ENDPOINTS}  # full path -> description
 DISABLED = Route("*", "", "_disabled")  # what a disabled endpoint routes to
+ABSENT = Route("*", "", "_absent")  # what an endpoint of a newer firmware routes to
+# The endpoints accepting files (*) or field data (**): "requires WCC Lite firmware version 1.8 or newer".
+NEEDS_1_8 = frozenset({"/api/sync", "/api/sysupgrade", "/api/device/info", "/api/device/tags", "/api/device/tag/value"})
 
 
 def disabled_endpoints_problem(value: object) -> str | None:
@@ -480,8 +484,14 @@ class WccLiteEmulator(DeviceEmulator):
     FAULTS = FAULTS
     AUTHORIZE_BEFORE_ROUTING = True  # the gateway checks the key before it looks at the path
 
-    def __init__(self, faults=(), auth=None, disabled_endpoints=()) -> None:
+    def __init__(self, faults=(), auth=None, disabled_endpoints=(), firmware=None) -> None:
         super().__init__(faults, auth)
+        # The firmware it emulates (a target's `firmware`): before 1.8 the endpoints that take files or
+        # field data are not there ("requires WCC Lite firmware version 1.8 or newer").
+        self.firmware = firmware or FIRMWARE
+        if not version_numbers(self.firmware):
+            raise ValueError(f"firmware {self.firmware!r}: a version such as '1.8.3'")
+        self.absent = frozenset() if version_numbers(self.firmware) >= (1, 8) else NEEDS_1_8
         if "api_key" in self.auth and _key_problem(self.auth["api_key"]):
             raise ValueError(f"auth 'api_key': {_key_problem(self.auth['api_key'])}")
         disabled = [disabled_endpoints] if isinstance(disabled_endpoints, str) else list(disabled_endpoints)
@@ -528,7 +538,12 @@ class WccLiteEmulator(DeviceEmulator):
         route = super().resolve(req)
         if req.path in self.disabled and not self.fault("disabled_still_serves"):
             req.route = route = DISABLED  # whatever the method: the endpoint is not there
+        elif req.path in self.absent:
+            req.route = route = ABSENT  # older firmware: an unknown path, whatever the method
         return route
+
+    def _absent(self, req: Request) -> Response:
+        return self.not_found(req)
 
     def _disabled(self, req: Request) -> Response:
         if self.alternative:
@@ -695,7 +710,7 @@ class WccLiteEmulator(DeviceEmulator):
         uptime = int(now - self.boot_epoch)
         return Response.json({
             "hostname": "WCC-Lite", "model": "WCC Lite", "serial_number": "WCL2207011873",
-            "firmware_version": FIRMWARE, "kernel_version": "4.14.221", "timestamp": str(int(now * 1000)),
+            "firmware_version": self.firmware, "kernel_version": "4.14.221", "timestamp": str(int(now * 1000)),
             "uptime": str(uptime), "load_average": f"{0.21 + 0.05 * math.sin(now / 60):.2f} 0.19 0.17",
             "memory_total": "124908", "memory_free": str(61000 + int(900 * math.sin(now / 45))),
             "storage_total": "14336", "storage_free": "9871", "lan_ip": "192.168.1.70",

@@ -9,13 +9,18 @@ each is written in the module of its concern:
   targets file read (one clear line and exit 4 on any problem), secrets registered, default report
   paths.
 - parallel: one pytest-xdist worker per target, each target's checks together on one worker.
+- progress: while the terminal is silent, each running target's checks done of total, the requirement
+  being checked and how long it waits (rate budget, Retry-After); --progress, --progress-after.
 - collection: only the selected targets' device suites; every check parametrized per target; markers
   turned into NOT VERIFIED skips (destructive, emulator_only), in one place; test ids masked.
 - fixtures: target -> device under test (emulator started, client, reachability, snapshot) -> device.
 - outcomes: each check's report: its outcome and the requirement its failure belongs to (a failure
   of a waived requirement becomes an expected failure), transcripts of failing checks, secrets masked.
 - summary, html_report: the per-requirement verdicts (conformlab.verdicts) in the terminal, the JUnit
-  report and the exit status; the pytest-html additions.
+  report and the exit status, with the CONFLICT entries and the firmware rules applied; the pytest-html
+  additions (a report that can be mailed).
+- annotated: the documents, annotated with the verdicts, and their coverage (end of the HTML report).
+- results: reports/<name>.json for machines, and the comparison with --baseline.
 """
 
 from conformlab.plugin.collection import (

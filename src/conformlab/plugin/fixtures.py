@@ -30,7 +30,8 @@ def _device_session(target: Target):
     if target.emulator:
         from conformlab.emulators import start_emulator
 
-        emulator = start_emulator(target.device, faults=target.faults, auth=target.auth or None, options=target.options,
+        options = {**target.options, **({"firmware": target.firmware} if target.firmware else {})}  # it emulates that firmware
+        emulator = start_emulator(target.device, faults=target.faults, auth=target.auth or None, options=options,
                                   reading=target.reading, boot_seconds=target.boot_seconds, tls=target.tls)
     dut = connect(target, emulator)
     client = dut.client
@@ -39,6 +40,8 @@ def _device_session(target: Target):
             if not target.emulator:
                 held = device_lock.hold(origin_of(target.base_url), target.name)
             _identify(dut)
+            dut.read_firmware()
+            dut.read_capabilities()
             dut.recover_journal()  # a run that died left values to put back: first of all
             dut.take_snapshot()
         except _Unusable as exc:
@@ -110,6 +113,12 @@ def device(_device_session: DeviceUnderTest, request, notice) -> DeviceUnderTest
         answer = _device_session.identity
         if answer is not None:
             request.node.user_properties.append(("identity", secrets.mask(json.dumps(answer, sort_keys=True))))
+        said = _device_session.firmware
+        request.node.user_properties.append(("firmware", secrets.mask(json.dumps(
+            {"version": said.version, "built": said.built.isoformat() if said.built else None, "source": said.source}))))
+        if _device_session.capabilities is not None:
+            request.node.user_properties.append(("capabilities", secrets.mask(json.dumps(
+                _device_session.capabilities, sort_keys=True))))
     if _device_session.unusable and not _device_session.unusable_reported:
         _device_session.unusable_reported = True
         pytest.fail(_device_session.unusable, pytrace=False)  # the target's one ERROR: one cause, one line
@@ -117,6 +126,7 @@ def device(_device_session: DeviceUnderTest, request, notice) -> DeviceUnderTest
         verdicts.unreachable(f"not run: {_device_session.client.gone}")
     request.node.stash[EXCHANGES] = (_device_session.client, _device_session.client.mark())
     _device_session.notice = notice
+    _device_session.record = lambda name, value: request.node.user_properties.append((name, secrets.mask(str(value))))
     return _device_session
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from conformlab import interrupt, masking, secrets
+from conformlab.plugin.annotated import AnnotatedDocuments
 from conformlab.plugin.html_report import HtmlReport
+from conformlab.plugin import progress
 from conformlab.plugin.parallel import is_controller, keep_targets_together
 from conformlab.diff import load as load_baseline
 from conformlab.plugin.results import Results
@@ -48,6 +50,12 @@ def pytest_addoption(parser):
     group.addoption("--baseline", dest="conformlab_baseline", default=None, metavar="PATH",
                     help="compare this run's results with an earlier run's results file (as `conformlab diff` does): "
                          "shown on top of the HTML report and in the terminal; a regression makes the exit status 1")
+    group.addoption("--progress", dest="conformlab_progress", choices=progress.MODES, default="auto",
+                    help="while the terminal is silent, say per target how many checks are done, the requirement being "
+                         "checked and what it waits for: auto (a status line redrawn on a terminal, else lines), "
+                         "lines (lines starting with 'progress: '), off (default: auto)")
+    group.addoption("--progress-after", dest="conformlab_progress_after", type=float, default=10.0, metavar="SECONDS",
+                    help="the silence after which progress is shown (default: 10)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -102,10 +110,12 @@ def pytest_configure(config):
     config.pluginmanager.register(Results(config, reporting, targets, *_read_baseline(config)), "conformlab-results")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlReport(reporting, targets), "conformlab-html")
+        config.pluginmanager.register(AnnotatedDocuments(reporting, targets), "conformlab-annotated")
     if is_controller(config):
         _default_report_paths(config, targets)
         _describe_targets_in_metadata(config, targets)
     keep_targets_together(config, len(targets))
+    progress.install(config)  # where each target stands, while the terminal is silent
     masking.install(config)  # last step before any output: terminal, logs, report files (before the terminal reporter exists)
 
 
@@ -151,16 +161,18 @@ def _check_waivers(targets: list[Target]) -> None:
 
 
 def _default_report_paths(config, targets: list[Target]) -> None:
-    """reports/<targets>-<time>.html and .xml where --html and --junitxml were not given: set here,
-    before pytest-html and junitxml read their options in their own pytest_configure."""
+    """reports/<targets>-<time>.html and .xml where --html and --junitxml were not given, and the HTML
+    report self-contained either way: set here, before pytest-html and junitxml read their options in
+    their own pytest_configure."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     names = "_".join(t.name for t in targets)
     if len(names) > 100:  # file names have a length limit; the report itself lists every target
         names = f"{targets[0].name}-and-{len(targets) - 1}-more"
     reports = config.rootpath / "reports"
-    if config.pluginmanager.hasplugin("html") and config.getoption("htmlpath") is None:
-        config.option.htmlpath = str(reports / f"{names}-{stamp}.html")
-        config.option.self_contained_html = True
+    if config.pluginmanager.hasplugin("html"):
+        config.option.self_contained_html = True  # always one file to mail, --html given or not (no assets/ beside it)
+        if config.getoption("htmlpath") is None:
+            config.option.htmlpath = str(reports / f"{names}-{stamp}.html")
     if config.getoption("xmlpath", None) is None:
         config.option.xmlpath = str(reports / f"{names}-{stamp}.xml")
 

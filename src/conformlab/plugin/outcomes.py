@@ -1,10 +1,12 @@
 """Each check's report, as it is made (on the process that ran the check): its outcome and the
 requirement its failure belongs to (a failure of a waived requirement becomes an expected failure:
-conformlab.verdicts), the device exchanges of a failing check, evidence for the HTML report, notices
-of a journal recovery; every text masked.
+conformlab.verdicts), the device exchanges of a failing check, evidence for the HTML report, the
+operations it sent requests to, notices of a journal recovery; every text masked.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -14,6 +16,7 @@ from conformlab.plugin.collection import requirement_ids, target_of
 from conformlab.plugin.fixtures import EXCHANGES, EXTRAS
 from conformlab.plugin.options import is_active
 from conformlab.requirements import all_requirements
+from conformlab.schema import device_schema
 
 SHOWN_EXCHANGES = 12  # the last exchanges of a failing check shown in its report
 EVIDENCE_EXCHANGES = 3  # the last exchanges of a passing check kept as a requirement's evidence
@@ -36,6 +39,8 @@ def pytest_runtest_makereport(item, call):
         _attach_extras(item, report)
         if recorded and report.passed:
             _keep_evidence(item, report, *recorded)
+        if recorded:
+            _record_endpoints(item, report, *recorded)
     # Every registered secret masked in what the report carries (longrepr of any kind, sections,
     # properties, extras). Plugins that write later are masked again by conformlab.masking.
     masking.mask_report(report)
@@ -71,6 +76,20 @@ def _keep_evidence(item, report, client, mark) -> None:
         return
     text = "\n\n".join(render_exchange(ex) for ex in exchanges) + "\n\nreproduce: " + curl_line(exchanges[-1])
     report.extras = [*getattr(report, "extras", []), extras.text(text, name=f"evidence of {', '.join(fresh)}")]
+
+
+def _record_endpoints(item, report, client, mark) -> None:
+    """Which documented operations the check sent requests to (property "endpoints", "GET /a POST /b/{id}"):
+    the coverage of the annotated document (plugin/annotated.py). The emulator's controls are no operation."""
+    target = target_of(item)
+    if target is None:
+        return
+    prefix, schema = target.profile.prefix, device_schema(target.device)
+    sent = {(ex.method, path[len(prefix):]) for ex in client.since(mark)
+            if (path := urlsplit(ex.url).path).startswith(prefix)}
+    keys = {op.key for method, path in sent if (op := schema.match(method, path)) is not None}
+    if keys:
+        report.user_properties.append(("endpoints", " ".join(sorted(keys))))
 
 
 def _cite(rid: str) -> str:

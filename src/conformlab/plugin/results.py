@@ -55,13 +55,14 @@ assert set(KEY_FIELDS) == DESCRIPTIVE_FIELDS
 
 def results_document(reporting, targets: list[Target], durations: dict[str, float], identities: dict[str, dict | None],
                      started: datetime.datetime, finished: datetime.datetime, exit_status: int = 0,
-                     requests: dict[str, int] | None = None) -> dict:
+                     requests: dict[str, int] | None = None, said: dict[str, dict] | None = None) -> dict:
     """The results document (version 1) of a run, every string masked.
 
     `reporting`: the controller's conformlab.plugin.summary.Reporting (its book and notes);
     `durations`: check node id -> seconds (setup + call + teardown); `identities`: target name ->
     {"path", "answer"} (or None); `started`/`finished`: aware UTC datetimes; `exit_status`: the run's;
-    `requests`: target name -> API requests its checks sent, where a check recorded it ("api_requests")."""
+    `requests`: target name -> API requests its checks sent, where a check recorded it ("api_requests");
+    `said`: target name -> {"firmware": {...}, "capabilities": {...}}, what else the device said of itself."""
     book = reporting.book
     known = all_requirements()
     rows: dict[str, list] = defaultdict(list)
@@ -84,10 +85,17 @@ def results_document(reporting, targets: list[Target], durations: dict[str, floa
             req = known.get(row.rid)
             checks = sorted((_check(o, durations, names) for o in book.outcomes[(row.target, row.rid)]), key=lambda c: c["id"])
             waiver = target.waiver(row.rid) if row.verdict.waived else None
-            requirements.append({"id": row.rid, "verdict": row.verdict.word, "waived": bool(row.verdict.waived),
-                                 "waiver": _waiver(waiver) if waiver else None,
-                                 "section": req.section if req else "", "text": req.text if req else "",
-                                 "source": req.source if req else "", "checks": checks})
+            entry = {"id": row.rid, "verdict": row.verdict.word, "waived": bool(row.verdict.waived),
+                     "waiver": _waiver(waiver) if waiver else None,
+                     "section": req.section if req else "", "text": req.text if req else "",
+                     "source": req.source if req else "", "checks": checks}
+            if req is not None and req.conflict:  # a CONFLICT entry: both sentences, and the one followed
+                followed = reporting.followed.get((row.target, row.rid), set())
+                entry["conflict"] = {"readings": [{"name": r.name, "source": r.source, "text": r.text} for r in req.conflict],
+                                     "follows": [r.name for r in req.conflict if r.name in followed]}
+            if reporting.rules.get((row.target, row.rid)):
+                entry["firmware_rules"] = list(reporting.rules[(row.target, row.rid)])
+            requirements.append(entry)
         counts = {word: sum(1 for r in requirements if r["verdict"] == word) for word in VERDICTS}
         document["targets"].append({
             "name": target.name, "device": target.device, "title": target.profile.title,
@@ -99,6 +107,7 @@ def results_document(reporting, targets: list[Target], durations: dict[str, floa
             "requirements": requirements,
             "notices": [text for t, _, text in notes.get("notice", []) if t == target.name],
             "security_findings": [text for t, _, text in notes.get("security_finding", []) if t == target.name],
+            **(said or {}).get(target.name, {}),
         })
     return secrets.mask_value(document)
 
@@ -116,7 +125,8 @@ def target_entry(target: Target) -> dict:
             auth[key] = SET if value else ""
     return {"device": target.device, "base_url": target.base_url, "emulator": target.emulator,
             "faults": list(target.faults), "destructive": target.destructive, "timeout": target.timeout,
-            "waive": [{"id": w.id, **_waiver(w)} if w.reason or w.until else w.id for w in target.waivers], "reading": target.reading, "tls": target.tls, "auth": auth,
+            "waive": [{"id": w.id, **_waiver(w)} if w.reason or w.until else w.id for w in target.waivers],
+            "reading": target.reading, "tls": target.tls, "firmware": target.firmware, "auth": auth,
             "options": _plain(target.options)}
 
 
@@ -238,6 +248,7 @@ class Results:
         self.started = datetime.datetime.now(datetime.timezone.utc)
         self.durations: dict[str, float] = defaultdict(float)
         self.identities: dict[str, dict | None] = {}
+        self.said: dict[str, dict] = defaultdict(dict)  # target -> its "firmware" and "capabilities" members
         self.requests: dict[str, int] = {}  # target -> "api_requests" its end-of-run check recorded
         self.path: Path | None = None  # where the file was written (conformlab.masking masks it again)
 
@@ -252,6 +263,12 @@ class Results:
         if name and props.get("identity"):
             if self.identities.get(name) is None:
                 self.identities[name] = self._identity(name, str(props["identity"][0]))
+        if name and props.get("firmware"):
+            self.said[name]["firmware"] = json.loads(str(props["firmware"][0]))
+        if name and props.get("capabilities"):
+            target = next((t for t in self.targets if t.name == name), None)
+            answer = json.loads(str(props["capabilities"][0]))
+            self.said[name]["capabilities"] = {"path": target.profile.capabilities if target else "", "answer": answer}
 
     def _identity(self, name: str, text: str) -> dict | None:
         target = next((t for t in self.targets if t.name == name), None)
@@ -281,7 +298,8 @@ class Results:
         if self._document is None:
             finished = datetime.datetime.now(datetime.timezone.utc)
             self._document = results_document(self.reporting, self.targets, self.durations, self.identities,
-                                              self.started, finished, int(session.exitstatus), self.requests)
+                                              self.started, finished, int(session.exitstatus), self.requests,
+                                              self.said)
         return self._document
 
     @pytest.hookimpl(tryfirst=True)  # before pytest-html's (trylast) writes the report that shows the comparison

@@ -59,6 +59,10 @@ class Reporting:
         self.book = VerdictBook({t.name: t.waive for t in targets})  # the waivers in force (not expired)
         self.notes: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # kind -> (target, nodeid, text)
         self.status: int | None = None  # the exit status the verdicts give (controller, at the end)
+        # (target, requirement) -> the readings the device was seen to follow, where the vendor's pages
+        # disagree (DeviceUnderTest.follows), and the firmware-dependent rules its checks judged by.
+        self.followed: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self.rules: dict[tuple[str, str], list[str]] = defaultdict(list)
 
     @property
     def findings(self) -> list[tuple[str, str, str]]:
@@ -83,6 +87,23 @@ class Reporting:
     def requirement_rows(self) -> list[Row]:
         return self.book.rows()
 
+    def conflict_rows(self) -> list[tuple[Row, object, list]]:
+        """The CONFLICT entries: each (target, requirement) on which the vendor's pages disagree, with
+        the requirement and the readings the device was seen to follow (none: no check could tell)."""
+        known = all_requirements()
+        found = []
+        for row in self.book.rows():
+            req = known.get(row.rid)
+            if req is not None and req.conflict:
+                followed = [r for r in req.conflict if r.name in self.followed.get((row.target, row.rid), ())]
+                found.append((row, req, followed))
+        return found
+
+    def conflict_line(self, row: Row, followed: list) -> str:
+        said = " and ".join(f"{r.name} ({r.source})" for r in followed)
+        return (f"CONFLICT {row.target}  {row.rid}: "
+                + (f"the device follows {said}" if followed else f"no reading seen ({row.verdict.word})"))
+
     def pytest_runtest_logreport(self, report):
         if report.when == "call":  # the teardown report carries the same properties again
             props = properties(report)
@@ -92,6 +113,13 @@ class Reporting:
                     # The same words from several parametrizations of a check are said once.
                     if not any(t == target and said == text for t, _, said in self.notes[kind]):
                         self.notes[kind].append((target, report.nodeid, text))
+            for value in props.get("follows", []):
+                rid, _, reading = str(value).partition(" ")
+                self.followed[(target, rid)].add(reading)
+            for rid in " ".join(props.get("requirement", [])).split():
+                for rule in props.get("firmware_rule", []):
+                    if rule not in self.rules[(target, rid)]:
+                        self.rules[(target, rid)].append(rule)
         self.book.add(report)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)  # around junitxml and pytest-html writing their files
@@ -150,6 +178,11 @@ class Reporting:
             if self.status == NO_VERDICT:
                 tr.write_line(f"no verdict (exit status {NO_VERDICT}): {counts[ERROR]} ERROR (requirement x target): the "
                               "harness or the device's reachability failed, not the device's conformance", red=True, bold=True)
+        conflicts = self.conflict_rows()
+        if conflicts:
+            tr.write_sep("=", "where the vendor's pages disagree")
+            for row, _, followed in conflicts:
+                tr.write_line(secrets.mask(self.conflict_line(row, followed)))
         for kind, title in SUMMARY_NOTES.items():
             if self.notes.get(kind):
                 alarming = kind == "security_finding"
@@ -173,6 +206,8 @@ class Reporting:
         if verdict.word == UNEXPECTED_PASS:
             tr.write_line(secrets.mask(f"    {stale_line(row)}"))
             return
+        for rule in self.rules.get((row.target, row.rid), []):
+            tr.write_line(secrets.mask(f"    rule applied: {rule}"))
         reasons = verdict.reasons
         for reason in reasons[:TERMINAL_REASONS]:
             n = len(reason.checks)
