@@ -33,6 +33,7 @@ from conformlab.client import DeviceClient
 from conformlab.emulators import start_emulator
 from conformlab.profiles import PROFILES
 from conformlab.requirements import all_requirements
+from conformlab.schema import device_schema
 from conformlab.targets import load_targets
 from emulator_controls import control
 
@@ -268,3 +269,18 @@ def test_a_retry_after_wait_is_told_with_its_seconds_and_reason(monkeypatch):
         answer = client.get("/system/alive")
     assert answer.status_code == 200
     assert told == [(5.0, "the device answered 503 with Retry-After: 5"), (0.0, "")]
+
+
+def test_a_restart_wait_is_told_with_its_longest_and_reason(monkeypatch):
+    """A restart the client waits out (POST /restart: the schema marks it) is told to on_wait with the
+    longest it may take (restart_timeout) and what it waits for, and its end."""
+    told = []
+    monkeypatch.setattr(client_module, "on_wait", lambda seconds, why: told.append((seconds, why)))
+    with start_emulator("esp32-evse", boot_seconds=1.0) as emulator:
+        evse = PROFILES["esp32-evse"]
+        client = DeviceClient(emulator.url, evse.prefix, probe_path="/info", restart_timeout=20.0, name="evse")
+        client.restarting = device_schema("esp32-evse").restarting
+        assert client.post("/restart").status_code == 200
+    [(seconds, why), end] = told
+    assert 15 < seconds <= 20 and why == "at most, until the device answers again (POST /api/v1/restart restarts it)"
+    assert end == (0.0, "")

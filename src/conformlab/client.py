@@ -370,7 +370,8 @@ def bounded_session(timeout: float, *, max_answer_bytes: int = MAX_ANSWER_BYTES,
 # -- the device client ---------------------------------------------------------------------------
 
 # Told of every wait of this process's clients, for the run's progress (conformlab.plugin.progress):
-# on_wait(seconds, why) when a request is held back, on_wait(0, "") when it goes on. It must not raise.
+# on_wait(seconds, why) when a request is held back (the pacer, a Retry-After; a restart or outage: its
+# longest), on_wait(0, "") when it goes on. It must not raise.
 on_wait: Callable[[float, str], None] | None = None
 
 
@@ -673,7 +674,7 @@ class DeviceClient:
                 time.sleep(0.25)
             down = time.monotonic() - start
             self._wait_until_back(start, f"the device did not come back within {self.restart_timeout:g} s of {what}, "
-                                         "which restarts it (restart_timeout)")
+                                         "which restarts it (restart_timeout)", f"{what} restarts it")
             self.note("GET", self.url(self.probe_path), f"after {what}: the device restarted (down {down:.1f} s after the "
                                                          f"answer, answering again after {time.monotonic() - start:.1f} s)")
         finally:
@@ -690,22 +691,29 @@ class DeviceClient:
             if self._poll(wait_for_budget=True):
                 return
             self._wait_until_back(start, f"the device went away during {what} and did not come back within "
-                                         f"{self.restart_timeout:g} s (restart_timeout)")
+                                         f"{self.restart_timeout:g} s (restart_timeout)", f"it went away during {what}")
         finally:
             self._polling = False
         seconds = time.monotonic() - start
         self.note("GET", self.url(self.probe_path), f"the device went away for {seconds:.1f} s (not a restart the harness asked for)")
         raise DeviceWentAway(seconds) from None
 
-    def _wait_until_back(self, start: float, gone: str) -> None:
+    def _wait_until_back(self, start: float, gone: str, why: str) -> None:
         """Poll the probe until the device answers; not within restart_timeout of `start`, it is gone:
-        `gone` says why, and nothing more is sent to it."""
-        while not self._poll(wait_for_budget=True):
-            if time.monotonic() - start >= self.restart_timeout:
-                self.gone = gone
-                self.note("GET", self.url(self.probe_path), gone)
-                raise DeviceGone(secrets.mask(f"{self.name or 'device'}: {gone}")) from None
-            time.sleep(0.5)
+        `gone` says why, and nothing more is sent to it. The wait is told to `on_wait` (its longest)."""
+        told = on_wait
+        if told is not None:
+            told(max(self.restart_timeout - (time.monotonic() - start), 0.0), f"at most, until the device answers again ({why})")
+        try:
+            while not self._poll(wait_for_budget=True):
+                if time.monotonic() - start >= self.restart_timeout:
+                    self.gone = gone
+                    self.note("GET", self.url(self.probe_path), gone)
+                    raise DeviceGone(secrets.mask(f"{self.name or 'device'}: {gone}")) from None
+                time.sleep(0.5)
+        finally:
+            if told is not None:
+                told(0.0, "")
 
     def _record(self, response, *args, **kwargs):
         # The answer is already read, within the size limit (BoundedAdapter), before any hook runs.
