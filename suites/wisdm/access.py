@@ -21,9 +21,9 @@ from conformlab.checks import DeviceChecks, answer
 from conformlab.verdicts import requirement
 from suites.common.access import DeviceAccess
 from suites.wisdm.wisdm import (
-    RUN, SETTINGS, Built, build, counters, gateway_for, json_of, judged_as, key_presented, left_behind,
-    put_back_setting, read_setting, registration_location, requirement_of, run_scope, scope, send_built,
-    success_status,
+    RUN, SETTINGS, Built, build, counters, gateway_for, json_of, key_presented, left_behind,
+    location_creation_served, put_back_setting, read_setting, registration_location, requirement_of, run_scope,
+    scope, send_built, success_status,
 )
 
 
@@ -125,11 +125,7 @@ class WisdmAccess(DeviceAccess):
             left_behind(device, op, response, of, built)
         with requirement(requirement_of(op)):
             if op.key == "POST /organization/{organizationId}/locations":
-                # The section shows the created location but no status ("201 Created" is said of registration).
-                assert 200 <= response.status_code < 300, f"{why}: {answer(response)}"
-                device.reading(response.status_code == expected, f"{why}: answered {response.status_code}; the reading "
-                                                                  f"expects {expected} Created")
-                response = judged_as(response, expected)
+                response = location_creation_served(device, response, why)
             assert response.status_code == expected, f"{why}: expected {expected}, got {answer(response)}"
             if op.key == "POST /gateway/{sn}/async-cmd":
                 body = json_of(response)

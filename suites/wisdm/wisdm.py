@@ -200,6 +200,16 @@ def judged_as(response, status: int):
     return other
 
 
+def location_creation_served(device: DeviceUnderTest, response, why: str):
+    """A location creation served: any 2xx (its section shows the created location, not a status); 201
+    Created is this project's reading ("201 Created" is said of registration). Returns the answer to
+    judge by the schema: as if it were 201."""
+    assert 200 <= response.status_code < 300, f"{why}: {answer(response)}"
+    device.reading(response.status_code == 201, f"{why}: answered {response.status_code}; the reading expects "
+                                                 "201 Created (the section gives no status)")
+    return judged_as(response, 201)
+
+
 # -- what each key sees -------------------------------------------------------------------------------
 
 
