@@ -30,6 +30,10 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if not is_active(item.config):
         return report
+    if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        # A skip names the check it skipped (its path relative to the project), not the helper that
+        # raised it (conformlab/verdicts.py) by an absolute path: in -rs, the JUnit and HTML reports.
+        report.longrepr = (item.location[0], item.location[1] + 1, report.longrepr[2])
     recorded = item.stash.get(EXCHANGES, None)
     if recorded and report.failed:
         _add_exchanges(report, *recorded)
