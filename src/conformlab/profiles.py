@@ -433,8 +433,7 @@ def _other_organization_problem(value) -> str | None:
 WISDM = DeviceProfile(
     name="wisdm",
     title="WisDM",
-    identity=Identity("/version", ("version", "commitId")),
-    firmware=FirmwareReport("/version", "version"),
+    identity=Identity("/version", ("version", "commitId")),  # the cloud's API version: no firmware of its own
     prefix="/v4",  # "All endpoints are versioned under /v4/"
     schema="wisdm.yaml",
     suite="wisdm",

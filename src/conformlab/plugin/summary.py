@@ -17,7 +17,7 @@ import pytest
 
 from conformlab import secrets
 from conformlab.plugin.parallel import is_controller
-from conformlab.requirements import all_requirements
+from conformlab.requirements import Reading, Requirement, all_requirements
 from conformlab.verdicts import ERROR, ERRORED, FAIL, NO_VERDICT, PASS, UNEXPECTED_PASS, VERDICTS, WAIVED, Row, VerdictBook, gate_failed
 
 # Properties a check records for the run's summary (terminal and top of the HTML report), by title.
@@ -87,7 +87,7 @@ class Reporting:
     def requirement_rows(self) -> list[Row]:
         return self.book.rows()
 
-    def conflict_rows(self) -> list[tuple[Row, object, list]]:
+    def conflict_rows(self) -> list[tuple[Row, Requirement, list[Reading]]]:
         """The CONFLICT entries: each (target, requirement) on which the vendor's pages disagree, with
         the requirement and the readings the device was seen to follow (none: no check could tell)."""
         known = all_requirements()
@@ -99,7 +99,7 @@ class Reporting:
                 found.append((row, req, followed))
         return found
 
-    def conflict_line(self, row: Row, followed: list) -> str:
+    def conflict_line(self, row: Row, followed: list[Reading]) -> str:
         said = " and ".join(f"{r.name} ({r.source})" for r in followed)
         return (f"CONFLICT {row.target}  {row.rid}: "
                 + (f"the device follows {said}" if followed else f"no reading seen ({row.verdict.word})"))
