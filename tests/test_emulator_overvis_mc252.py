@@ -858,11 +858,12 @@ def test_registered_in_the_emulator_registry():
 
 
 def _refused_or_dropped(emu) -> bool:
-    """Is the emulated device off the network (the connection refused, closed or reset unanswered)?"""
+    """Is the emulated device off the network (the connection refused, closed or reset unanswered, or
+    its answer broken off: the probe may meet the very moment it goes down)?"""
     try:
         requests.get(emu.url + "/api/version/", timeout=2)
         return False
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
         return True
 
 
