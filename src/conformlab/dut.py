@@ -119,6 +119,18 @@ class DeviceUnderTest:
             body = None
         self.capabilities = body if isinstance(body, dict) else None
 
+    def said(self) -> dict:
+        """What the device said of itself, as the results file keeps it: the identity endpoint's answer,
+        the firmware (and where it was read), and the capabilities it declares where it has such an endpoint."""
+        identity, said = self.profile.identity, {}
+        said["identity"] = {"path": identity.path, "answer": self.identity} if identity and self.identity is not None else None
+        built = self.firmware.built
+        said["firmware"] = {"version": self.firmware.version, "built": built.isoformat() if built else None,
+                            "source": self.firmware.source}
+        if self.capabilities is not None:
+            said["capabilities"] = {"path": self.profile.capabilities, "answer": self.capabilities}
+        return said
+
     def firmware_rule(self, rule: str) -> None:
         """Say which firmware-dependent rule of the document this check judged by: the reports show it,
         with the firmware and where it was read, beside the verdicts of the check's requirements."""

@@ -96,7 +96,7 @@ def _identify(dut: DeviceUnderTest) -> None:
     if not isinstance(body, dict):
         kind = answer.headers.get("Content-Type", "no Content-Type").split(";")[0]
         raise _Unusable(f"target {target.name}: {what} 200 with {kind}, not a JSON object")
-    dut.identity = body  # what the device says it is: the results file records it (conformlab.plugin.results)
+    dut.identity = body  # what the device says it is: the results file records it (DeviceUnderTest.said)
     missing = [key for key in identity.keys if key not in body]
     if missing:
         raise _Unusable(f"target {target.name}: {what} 200 without the documented {', '.join(missing)}")
@@ -108,17 +108,9 @@ def device(_device_session: DeviceUnderTest, request, notice) -> DeviceUnderTest
     cannot be tested at all (unreachable, not this device, busy) fails its first check with one line
     (its one ERROR); a device that did not come back gets no more requests; the remaining checks of
     either are not run (ERROR, the same line each, collapsed into one in the summaries)."""
-    if not getattr(_device_session, "identity_recorded", False):  # once per target: for the results file
-        _device_session.identity_recorded = True
-        answer = _device_session.identity
-        if answer is not None:
-            request.node.user_properties.append(("identity", secrets.mask(json.dumps(answer, sort_keys=True))))
-        said = _device_session.firmware
-        request.node.user_properties.append(("firmware", secrets.mask(json.dumps(
-            {"version": said.version, "built": said.built.isoformat() if said.built else None, "source": said.source}))))
-        if _device_session.capabilities is not None:
-            request.node.user_properties.append(("capabilities", secrets.mask(json.dumps(
-                _device_session.capabilities, sort_keys=True))))
+    if not getattr(_device_session, "said_recorded", False):  # once per target: for the results file
+        _device_session.said_recorded = True
+        request.node.user_properties.append(("device_said", secrets.mask(json.dumps(_device_session.said(), sort_keys=True))))
     if _device_session.unusable and not _device_session.unusable_reported:
         _device_session.unusable_reported = True
         pytest.fail(_device_session.unusable, pytrace=False)  # the target's one ERROR: one cause, one line

@@ -154,7 +154,7 @@ class HtmlReport:
         answer's documented keys: model, firmware), and how many requirements got each verdict."""
         esc = lambda text: html.escape(secrets.mask(str(text)))  # noqa: E731 -- every text added is masked
         results = session.config.pluginmanager.get_plugin("conformlab-results")
-        identities = getattr(results, "identities", {}) or {}
+        said_of = getattr(results, "said", {}) or {}
         rows = self.reporting.requirement_rows()
         lines = []
         for target in self.targets:
@@ -162,10 +162,10 @@ class HtmlReport:
             counts = {word: sum(1 for r in mine if r.verdict.word == word) for word in VERDICTS}
             tally = ", ".join(f'<span style="color:{COLOURS[w]};font-weight:bold">{n} {w}</span>'
                               for w, n in counts.items() if n) or "no verdict"
-            answer = (identities.get(target.name) or {}).get("answer") or {}
+            answer = (said_of.get(target.name, {}).get("identity") or {}).get("answer") or {}
             keys = target.profile.identity.keys if target.profile.identity else ()
             # The firmware first (what the rules were judged by), then the identity's plain values.
-            firmware = (getattr(results, "said", {}).get(target.name) or {}).get("firmware") or {}
+            firmware = said_of.get(target.name, {}).get("firmware") or {}
             said = [f"firmware {firmware['version']}" if firmware.get("version") else "",
                     f"built {firmware['built']}" if firmware.get("built") else ""]
             said += [f"{key}: {_short(answer[key], 40)}" for key in keys if key in answer

@@ -1,14 +1,15 @@
 """The run's results for machines: `reports/<stem>.json`, beside the HTML and JUnit reports.
 
 Format "conformlab-results", version 1, documented by `schemas/results-v1.schema.json` (JSON Schema
-draft 2020-12): per target (sorted by name) its targets-file entry without secrets, the identity its
-device reported, request count and pacing, the verdict per requirement (sorted by id) with its checks,
-their outcomes and durations, the notices and the security findings; then the checks tied to no target
-or requirement. Readers ignore members they do not know; a change that old readers would misread
+draft 2020-12): per target (sorted by name) its targets-file entry without secrets, what its device
+said of itself (the identity answer, the firmware, the capabilities it declares), request count and
+pacing, the verdict per requirement (sorted by id) with its checks, their outcomes and durations, the
+CONFLICT entries and firmware rules applied, the notices and the security findings; then the checks
+tied to no target or requirement. Readers ignore members they do not know; a change that old readers would misread
 raises `version`.
 
 Registered next to Reporting ("conformlab-results") on every process of an active run; it collects the
-checks' durations and the identity answers from the reports (which reach the xdist controller), and
+checks' durations and what the devices said of themselves from the reports (which reach the xdist controller), and
 writes the file on the controller at the end of the session, after the exit status is known. Every
 string is masked as it is written (conformlab.masking masks the file once more).
 
@@ -53,16 +54,16 @@ assert set(KEY_FIELDS) == DESCRIPTIVE_FIELDS
 # -- the document -----------------------------------------------------------------------------------
 
 
-def results_document(reporting, targets: list[Target], durations: dict[str, float], identities: dict[str, dict | None],
+def results_document(reporting, targets: list[Target], durations: dict[str, float], said: dict[str, dict],
                      started: datetime.datetime, finished: datetime.datetime, exit_status: int = 0,
-                     requests: dict[str, int] | None = None, said: dict[str, dict] | None = None) -> dict:
+                     requests: dict[str, int] | None = None) -> dict:
     """The results document (version 1) of a run, every string masked.
 
     `reporting`: the controller's conformlab.plugin.summary.Reporting (its book and notes);
-    `durations`: check node id -> seconds (setup + call + teardown); `identities`: target name ->
-    {"path", "answer"} (or None); `started`/`finished`: aware UTC datetimes; `exit_status`: the run's;
-    `requests`: target name -> API requests its checks sent, where a check recorded it ("api_requests");
-    `said`: target name -> {"firmware": {...}, "capabilities": {...}}, what else the device said of itself."""
+    `durations`: check node id -> seconds (setup + call + teardown); `said`: target name -> what its
+    device said of itself (DeviceUnderTest.said: "identity", "firmware", "capabilities");
+    `started`/`finished`: aware UTC datetimes; `exit_status`: the run's; `requests`: target name -> API
+    requests its checks sent, where a check recorded it ("api_requests")."""
     book = reporting.book
     known = all_requirements()
     rows: dict[str, list] = defaultdict(list)
@@ -100,14 +101,14 @@ def results_document(reporting, targets: list[Target], durations: dict[str, floa
         document["targets"].append({
             "name": target.name, "device": target.device, "title": target.profile.title,
             "document": target.profile.document, "entry": target_entry(target),
-            "identity": identities.get(target.name),
+            "identity": said.get(target.name, {}).get("identity"),
             "requests": (requests or {}).get(target.name),  # the end-of-run check records it (None: not reached)
             "pacing": next((text for t, _, text in notes.get("pacing", []) if t == target.name), None),
             "counts": {word: n for word, n in counts.items() if n},
             "requirements": requirements,
             "notices": [text for t, _, text in notes.get("notice", []) if t == target.name],
             "security_findings": [text for t, _, text in notes.get("security_finding", []) if t == target.name],
-            **(said or {}).get(target.name, {}),
+            **{key: value for key, value in said.get(target.name, {}).items() if key != "identity"},  # firmware, capabilities
         })
     return secrets.mask_value(document)
 
@@ -233,8 +234,8 @@ def gated_exit_status(status: int, comparison: diff.Comparison | None) -> int:
 
 
 class Results:
-    """Collects durations and identities from the checks' reports; writes the results file on the
-    controller at the end of the session."""
+    """Collects durations and what the devices said of themselves from the checks' reports; writes the
+    results file on the controller at the end of the session."""
 
     def __init__(self, config, reporting, targets: list[Target], baseline: dict | None = None, baseline_name: str = ""):
         self.config = config
@@ -247,8 +248,7 @@ class Results:
         self.exit_status: int | None = None  # the run's, after the baseline's gate (controller, at the end)
         self.started = datetime.datetime.now(datetime.timezone.utc)
         self.durations: dict[str, float] = defaultdict(float)
-        self.identities: dict[str, dict | None] = {}
-        self.said: dict[str, dict] = defaultdict(dict)  # target -> its "firmware" and "capabilities" members
+        self.said: dict[str, dict] = {}  # target -> what its device said of itself (DeviceUnderTest.said)
         self.requests: dict[str, int] = {}  # target -> "api_requests" its end-of-run check recorded
         self.path: Path | None = None  # where the file was written (conformlab.masking masks it again)
 
@@ -260,24 +260,11 @@ class Results:
         name = str(props["target"][0]) if props.get("target") else ""
         if name and props.get("api_requests") and str(props["api_requests"][-1]).isdigit():
             self.requests[name] = max(self.requests.get(name, 0), int(props["api_requests"][-1]))
-        if name and props.get("identity"):
-            if self.identities.get(name) is None:
-                self.identities[name] = self._identity(name, str(props["identity"][0]))
-        if name and props.get("firmware"):
-            self.said[name]["firmware"] = json.loads(str(props["firmware"][0]))
-        if name and props.get("capabilities"):
-            target = next((t for t in self.targets if t.name == name), None)
-            answer = json.loads(str(props["capabilities"][0]))
-            self.said[name]["capabilities"] = {"path": target.profile.capabilities if target else "", "answer": answer}
-
-    def _identity(self, name: str, text: str) -> dict | None:
-        target = next((t for t in self.targets if t.name == name), None)
-        identity = target.profile.identity if target else None
-        try:
-            answer = json.loads(text)
-        except ValueError:
-            return None
-        return {"path": identity.path if identity else "", "answer": answer} if isinstance(answer, dict) else None
+        if name and props.get("device_said") and name not in self.said:
+            try:
+                self.said[name] = json.loads(str(props["device_said"][0]))
+            except ValueError:
+                pass  # not this run's JSON (masking cannot break it; a foreign plugin could): nothing said
 
     def results_path(self) -> Path | None:
         """--results-json, else the JUnit report's (or else the HTML report's) path with .json."""
@@ -297,9 +284,8 @@ class Results:
         and Reporting's exit status are final) and shared by the file and the baseline comparison."""
         if self._document is None:
             finished = datetime.datetime.now(datetime.timezone.utc)
-            self._document = results_document(self.reporting, self.targets, self.durations, self.identities,
-                                              self.started, finished, int(session.exitstatus), self.requests,
-                                              self.said)
+            self._document = results_document(self.reporting, self.targets, self.durations, self.said,
+                                              self.started, finished, int(session.exitstatus), self.requests)
         return self._document
 
     @pytest.hookimpl(tryfirst=True)  # before pytest-html's (trylast) writes the report that shows the comparison
